@@ -1,0 +1,1 @@
+"""Keras -> TensorFlow Lite conversion, int8 post-training quantization and verification."""
