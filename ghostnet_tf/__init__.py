@@ -1,9 +1,30 @@
-"""GhostNet (arXiv 1911.11907) for Keras 3, exact to the official/timm network."""
-from ghostnet_tf.blocks import make_divisible
-from ghostnet_tf.layers import GhostModule
-from ghostnet_tf.model import FEATURE_LAYERS, STAGES, GhostNet, feature_model
-from ghostnet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD, preprocess_input
-from ghostnet_tf.profile import format_profile, profile
+"""GhostNet (arXiv 1911.11907) for Keras 3, exact to the official/timm network.
 
-__all__ = ["GhostModule", "GhostNet", "feature_model", "preprocess_input", "profile", "format_profile",
-           "make_divisible", "STAGES", "FEATURE_LAYERS", "IMAGENET_MEAN", "IMAGENET_STD"]
+Names are imported on first use so that ``ghostnet --help`` does not start TensorFlow.
+"""
+import importlib
+
+_EXPORTS = {
+    "GhostModule": "ghostnet_tf.layers",
+    "GhostNet": "ghostnet_tf.model",
+    "feature_model": "ghostnet_tf.model",
+    "STAGES": "ghostnet_tf.model",
+    "FEATURE_LAYERS": "ghostnet_tf.model",
+    "make_divisible": "ghostnet_tf.blocks",
+    "preprocess_input": "ghostnet_tf.preprocessing",
+    "IMAGENET_MEAN": "ghostnet_tf.preprocessing",
+    "IMAGENET_STD": "ghostnet_tf.preprocessing",
+    "profile": "ghostnet_tf.profile",
+    "format_profile": "ghostnet_tf.profile",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ghostnet_tf' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,68 @@
+"""The one place that picks the TFLite runtime: LiteRT, else tflite_runtime, else tf.lite.
+
+The converter's verification and evaluation and the local benchmark all load models through here.
+"""
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str  # "ai-edge-litert", "tflite-runtime" or "tensorflow"
+    version: str
+    interpreter_class: type
+    op_resolver_type: type  # enum with AUTO and BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def _litert():
+    module = importlib.import_module("ai_edge_litert.interpreter")
+    package = importlib.import_module("ai_edge_litert")
+    return Runtime("ai-edge-litert", getattr(package, "__version__", "unknown"),
+                   module.Interpreter, module.OpResolverType)
+
+
+def _tflite_runtime():
+    module = importlib.import_module("tflite_runtime.interpreter")
+    package = importlib.import_module("tflite_runtime")
+    return Runtime("tflite-runtime", getattr(package, "__version__", "unknown"),
+                   module.Interpreter, module.OpResolverType)
+
+
+def _tensorflow():
+    tf = importlib.import_module("tensorflow")
+    return Runtime("tensorflow", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.OpResolverType)
+
+
+_CHAIN = (_litert, _tflite_runtime, _tensorflow)
+_cached = None
+
+
+def get_runtime():
+    """The first importable runtime of the chain LiteRT -> tflite_runtime -> tf.lite (cached)."""
+    global _cached
+    if _cached is None:
+        for candidate in _CHAIN:
+            try:
+                _cached = candidate()
+                break
+            except ImportError:
+                continue
+        else:
+            raise ImportError("no TFLite runtime found: pip install ai-edge-litert "
+                              "(or tflite-runtime, or tensorflow)")
+    return _cached
+
+
+def make_interpreter(model_path=None, model_content=None, num_threads=None, use_xnnpack=True):
+    """A TFLite interpreter (tensors allocated). ``use_xnnpack=False`` runs the builtin kernels alone,
+    so the op list shows the real ops instead of one delegate node."""
+    runtime = get_runtime()
+    resolver = runtime.op_resolver_type
+    interpreter = runtime.interpreter_class(
+        model_path=None if model_path is None else str(model_path),
+        model_content=model_content,
+        num_threads=num_threads,
+        experimental_op_resolver_type=resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interpreter.allocate_tensors()
+    return interpreter
