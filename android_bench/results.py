@@ -1,0 +1,154 @@
+"""THE benchmark result format: one JSON record per configuration, appended to a JSON-lines file.
+
+Both runners (``bench adb``, ``bench local``) write it and ``compare``/``report`` read it, so this module is
+the single definition. API: ``make_record(...)`` builds a record, ``validate_record(record)`` checks one,
+``append_record(path, record)`` adds it durably, ``read_records(path)`` loads a file, ``summarize(samples)``
+turns raw latencies into the statistics block.
+
+A record (``schema == "ghostnet-bench/1"``)::
+
+    schema      "ghostnet-bench/1"
+    date        ISO 8601 UTC time of the measurement
+    mode        "adb" (benchmark_model on a phone) or "local" (LiteRT in this process)
+    model       {path, sha256, size_bytes, input_shape, input_dtype, input_quantization: {scale, zero_point}|null}
+    runtime     {name, version, ...}  e.g. {"name": "ai-edge-litert", "version": "2.3.0"}
+                                      or {"name": "benchmark_model", "version": null, "binary_sha256": ...}
+    delegate    "xnnpack" | "cpu" (builtin kernels) | "gpu" | "nnapi"
+    threads     int
+    cpu_mask    hex string of the cores the run was pinned to (e.g. "f0"), null when not pinned
+    device      facts: adb {serial, manufacturer, model, soc, board, android_version, sdk, abi, abilist,
+                cores, max_freq_khz, big_cores}; local {hostname, system, release, machine, cpu_model, cpu_count}
+    stats       measured runs, microseconds: {count, first_us, curr_us, min_us, max_us, mean_us, std_us,
+                p5_us, median_us, p95_us, init_us, first_inference_us}; p5/median/p95 are null when an old
+                benchmark_model did not print them (fall back to mean_us)
+    warmup      warm-up runs, same keys as stats without init/first_inference, or null
+    memory      {peak_mb, source, ...} adb adds init_delta_mb/overall_delta_mb
+    op_profile  [{node_type, nodes, avg_ms, percent, times_called}] (adb --op-profile) or null
+    thermal     adb: {status_before, status_after_wait, waited_s, cool} ; null for local
+    raw_output  benchmark_model's full output (adb, for audit); null for local
+"""
+import datetime
+import json
+import math
+import os
+
+import numpy as np
+
+from android_bench.parsing import STAT_KEYS
+
+SCHEMA = "ghostnet-bench/1"
+MODES = ("adb", "local")
+DELEGATES = ("xnnpack", "cpu", "gpu", "nnapi")
+REQUIRED = ("schema", "date", "mode", "model", "runtime", "delegate", "threads", "cpu_mask", "device",
+            "stats", "warmup", "memory", "op_profile", "thermal", "raw_output")
+
+
+def summarize(samples_us):
+    """The statistics block of ``benchmark_model`` (same keys) from raw latencies in microseconds.
+
+    Percentiles use nearest rank on the sorted samples, std is the population std, as benchmark_model does.
+    """
+    samples = np.asarray(samples_us, dtype=np.float64)
+    if samples.size == 0:
+        raise ValueError("no timing samples to summarize")
+    ranked = np.sort(samples)
+
+    def rank(p):
+        return float(ranked[min(len(ranked) - 1, max(0, math.ceil(p / 100.0 * len(ranked)) - 1))])
+
+    return {"count": int(samples.size), "first_us": float(samples[0]), "curr_us": float(samples[-1]),
+            "min_us": float(ranked[0]), "max_us": float(ranked[-1]), "mean_us": float(samples.mean()),
+            "std_us": float(samples.std()), "p5_us": rank(5), "median_us": rank(50), "p95_us": rank(95)}
+
+
+def make_record(*, mode, model, runtime, delegate, threads, cpu_mask, device, timings,
+                thermal=None, raw_output=None, date=None):
+    """One validated record. ``timings`` has the shape of ``parse_benchmark_output``'s result
+    (init_us, first_inference_us, warmup, measured, memory, op_profile); local runs build the same shape."""
+    stats = dict(timings["measured"])
+    stats["init_us"] = timings.get("init_us")
+    stats["first_inference_us"] = timings.get("first_inference_us")
+    record = {
+        "schema": SCHEMA,
+        "date": date or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": mode, "model": dict(model), "runtime": dict(runtime), "delegate": delegate,
+        "threads": int(threads), "cpu_mask": cpu_mask, "device": dict(device),
+        "stats": stats, "warmup": timings.get("warmup"), "memory": dict(timings.get("memory") or {}),
+        "op_profile": timings.get("op_profile"), "thermal": thermal, "raw_output": raw_output,
+    }
+    validate_record(record)
+    return record
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_record(record):
+    """Raise ValueError naming the first problem if ``record`` does not follow the schema."""
+    if not isinstance(record, dict):
+        raise ValueError("a benchmark record must be a JSON object")
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise ValueError(f"benchmark record lacks {', '.join(missing)}")
+    if record["schema"] != SCHEMA:
+        raise ValueError(f"benchmark record has schema {record['schema']!r}, expected {SCHEMA!r}")
+    if record["mode"] not in MODES:
+        raise ValueError(f"benchmark record has mode {record['mode']!r}, expected one of {MODES}")
+    if record["delegate"] not in DELEGATES:
+        raise ValueError(f"benchmark record has delegate {record['delegate']!r}, expected one of {DELEGATES}")
+    if not isinstance(record["threads"], int) or record["threads"] < 1:
+        raise ValueError(f"benchmark record has threads {record['threads']!r}, expected an integer >= 1")
+    model = record["model"]
+    for key in ("path", "sha256", "size_bytes", "input_shape", "input_dtype"):
+        if key not in model:
+            raise ValueError(f"benchmark record's model lacks {key}")
+    stats = record["stats"]
+    if not isinstance(stats.get("count"), int) or stats["count"] < 1:
+        raise ValueError("benchmark record's stats need count >= 1")
+    for key in STAT_KEYS:
+        value = stats.get(key)
+        if value is not None and not _is_number(value):
+            raise ValueError(f"benchmark record's stats.{key} is {value!r}, not a number")
+    if not _is_number(stats.get("mean_us")):
+        raise ValueError("benchmark record's stats lack mean_us")
+
+
+def append_record(path, record):
+    """Append ``record`` as one line and fsync, so an interrupted run leaves a file of whole records."""
+    validate_record(record)
+    line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+    with open(path, "a+b") as handle:
+        # A previous writer killed mid-line must not glue its fragment to this record.
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = "\n" + line
+        handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_appendable(path):
+    """Fail before any measurement if the results file cannot be written."""
+    if os.path.isdir(path):
+        raise ValueError(f"results file {path} is a directory")
+    with open(path, "ab"):
+        pass
+
+
+def read_records(path):
+    """All records of a JSON-lines file (blank lines skipped); ValueError names the bad line."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                validate_record(record)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from None
+            records.append(record)
+    return records
