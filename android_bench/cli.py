@@ -5,7 +5,7 @@ import argparse
 import importlib
 
 # Modules whose ``register(bench_sub)`` adds a ``bench`` subcommand, in help order.
-BENCH_MODULES = ("android_bench.local_runner",)
+BENCH_MODULES = ("android_bench.adb_runner", "android_bench.local_runner")
 
 
 def register(sub):

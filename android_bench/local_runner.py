@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from android_bench import modelfile, results
+from android_bench.cli import add_common_options, emit
 
 
 def realistic_input(detail, rng):
@@ -101,8 +102,6 @@ def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0
 
 
 def register(bench_sub):
-    from android_bench.cli import add_common_options
-
     parser = bench_sub.add_parser("local", help="benchmark with LiteRT in this process (this machine or an ARM board)",
                                   description="Benchmark a .tflite model in-process with LiteRT, like benchmark_model.")
     add_common_options(parser)
@@ -110,8 +109,6 @@ def register(bench_sub):
 
 
 def bench_local(args):
-    from android_bench.cli import emit
-
     if args.json_lines:
         results.check_appendable(args.json_lines)
     for threads in args.threads:

@@ -16,7 +16,8 @@ _INIT_SESSION = re.compile(rf"Initialized session in ({NUMBER})\s*ms")
 _TIMINGS = re.compile(rf"Inference timings in us:\s*Init:\s*({NUMBER}),\s*First inference:\s*({NUMBER}),"
                       rf"\s*Warmup \(avg\):\s*({NUMBER}),\s*Inference \(avg\):\s*({NUMBER})")
 _MODEL_SIZE = re.compile(rf"input model file size \(MB\):\s*({NUMBER})")
-_FOOTPRINT = re.compile(rf"Memory footprint delta from the start of the tool \(MB\):\s*"
+# Current builds: "Memory footprint delta from the start of the tool (MB): ..."; older: "Peak memory footprint (MB): ...".
+_FOOTPRINT = re.compile(rf"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):\s*"
                         rf"init=({NUMBER})\s+overall=({NUMBER})")
 _PEAK = re.compile(rf"Overall peak memory footprint \(MB\)[^:]*:\s*({NUMBER})")
 # A "Run Order" / "Top by Computation Time" row: type, first, avg ms, %, cdf%, mem KB, times called, name.
