@@ -1,0 +1,68 @@
+"""``bench local`` on real converted models with the real LiteRT runtime."""
+import os
+
+import numpy as np
+import pytest
+
+from android_bench import results
+from android_bench.local_runner import realistic_input, run_local
+from fake_adb.models import tiny_models
+from ghostnet_tf.cli import main
+
+
+@pytest.fixture(scope="session")
+def models():
+    return tiny_models()
+
+
+@pytest.mark.parametrize("kind", ["float", "int8"])
+def test_run_local_measures_a_real_model(models, kind):
+    rec = run_local(models[kind], threads=2, runs=8, warmup=3)
+    results.validate_record(rec)
+    assert rec["mode"] == "local" and rec["delegate"] == "xnnpack" and rec["threads"] == 2
+    assert rec["runtime"]["name"] == "ai-edge-litert"
+    assert rec["model"]["input_shape"] == [1, 32, 32, 3]
+    assert rec["model"]["input_dtype"] == ("float32" if kind == "float" else "int8")
+    assert (rec["model"]["input_quantization"] is None) == (kind == "float")
+    assert rec["model"]["size_bytes"] == os.path.getsize(models[kind])
+    stats = rec["stats"]
+    assert stats["count"] == 8 and rec["warmup"]["count"] == 3
+    assert 0 < stats["min_us"] <= stats["p5_us"] <= stats["median_us"] <= stats["p95_us"] <= stats["max_us"]
+    assert stats["init_us"] > 0 and stats["first_inference_us"] == rec["warmup"]["first_us"]
+    assert rec["memory"]["peak_mb"] > 10  # a Python process with numpy and LiteRT loaded
+    assert rec["device"]["cpu_count"] == os.cpu_count()
+
+
+def test_int8_input_is_a_quantized_image_like_spread():
+    detail = {"shape": np.array([1, 4000]), "dtype": np.int8, "quantization": (0.05, -3)}
+    values = realistic_input(detail, np.random.default_rng(1))
+    assert values.dtype == np.int8 and values.shape == (1, 4000)
+    real = (values.astype(np.float64) + 3) * 0.05
+    # N(0, 1) clipped to +-2.5: centred on 0, spread close to 1, not saturating the int8 range.
+    assert abs(real.mean()) < 0.1 and 0.85 < real.std() < 1.05
+    assert real.min() >= -2.5 - 0.05 and real.max() <= 2.5 + 0.05
+
+
+def test_cli_writes_one_record_per_thread_count(models, tmp_path, capsys):
+    path = tmp_path / "local.jsonl"
+    code = main(["bench", "local", "--model", str(models["int8"]), "--threads", "1,2", "--runs", "5",
+                 "--warmup", "1", "--no-xnnpack", "--json-lines", str(path)])
+    assert code == 0
+    records = results.read_records(path)
+    assert [(r["threads"], r["delegate"]) for r in records] == [(1, "cpu"), (2, "cpu")]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("median=" in line and "p95=" in line for line in lines)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d, m: d / "absent.tflite", "does not exist"),
+    (lambda d, m: (d / "text.tflite").write_text("hello, not a model") and d / "text.tflite", "not a TFLite file"),
+    (lambda d, m: (d / "cut.tflite").write_bytes(m.read_bytes()[:200]) and d / "cut.tflite", "is corrupt"),
+])
+def test_bad_model_is_one_clear_line_and_writes_nothing(models, tmp_path, capsys, make, message):
+    model = make(tmp_path, models["float"])
+    path = tmp_path / "out.jsonl"
+    assert main(["bench", "local", "--model", str(model), "--json-lines", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not path.exists()
