@@ -32,9 +32,10 @@ taskset() { echo "$1" >> "$R/taskset.log"; shift; "$@"; }
 
 
 def devices():
-    spec = os.environ.get("FAKE_ADB_DEVICES", "FAKE123:device")
-    if int(os.environ.get("FAKE_ADB_LOSE_AFTER_RUNS", "0") or 0) and runs() >= int(os.environ["FAKE_ADB_LOSE_AFTER_RUNS"]):
+    lose_after = int(os.environ.get("FAKE_ADB_LOSE_AFTER_RUNS") or 0)
+    if lose_after and runs() >= lose_after:
         return {}
+    spec = os.environ.get("FAKE_ADB_DEVICES", "FAKE123:device")
     return dict(item.split(":") for item in spec.split(",") if item)
 
 
@@ -60,7 +61,7 @@ def shell(command):
         if not os.access(binary, os.X_OK):
             fail(f"/system/bin/sh: {path}: can't execute: Permission denied", 126)
         RUNS.write_text(str(runs() + 1))
-        hang_from = int(os.environ.get("FAKE_ADB_HANG_FROM_RUN", "0") or 0)
+        hang_from = int(os.environ.get("FAKE_ADB_HANG_FROM_RUN") or 0)
         if hang_from and runs() >= hang_from:
             time.sleep(60)
         command = command.replace(path, f"{sys.executable} {HERE / 'benchmark_model.py'}")
