@@ -7,6 +7,7 @@ import importlib
 _EXPORTS = {
     "GhostModule": "ghostnet_tf.layers",
     "GhostNet": "ghostnet_tf.model",
+    "load_weights": "ghostnet_tf.weights",
     "feature_model": "ghostnet_tf.model",
     "STAGES": "ghostnet_tf.model",
     "FEATURE_LAYERS": "ghostnet_tf.model",
@@ -14,8 +15,8 @@ _EXPORTS = {
     "preprocess_input": "ghostnet_tf.preprocessing",
     "IMAGENET_MEAN": "ghostnet_tf.preprocessing",
     "IMAGENET_STD": "ghostnet_tf.preprocessing",
-    "profile": "ghostnet_tf.profile",
-    "format_profile": "ghostnet_tf.profile",
+    "profile": "ghostnet_tf.profiling",
+    "format_profile": "ghostnet_tf.profiling",
 }
 __all__ = sorted(_EXPORTS)
 

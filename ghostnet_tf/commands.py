@@ -1,5 +1,5 @@
-"""Subcommands of the model library itself: ``ghostnet info``."""
-from ghostnet_tf.cli import parse_size, parse_width, print_json
+"""Subcommands of the model library itself: ``ghostnet info`` and ``ghostnet port``."""
+from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
 
 
 def register(sub):
@@ -9,6 +9,13 @@ def register(sub):
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.set_defaults(func=info)
+
+    p = sub.add_parser("port", help="convert a timm/official checkpoint once into Keras weights or a .keras model")
+    p.add_argument("src", help="checkpoint: .safetensors (timm hub) or .pth/.pt (official release; needs torch)")
+    p.add_argument("-o", "--output", required=True, help="OUT.weights.h5 (Keras weights) or OUT.keras (whole model)")
+    p.add_argument("--width", type=parse_width, default=None,
+                   help="channel multiplier (default: read from the checkpoint's channel counts)")
+    p.set_defaults(func=port)
 
 
 def info(args):
@@ -20,3 +27,13 @@ def info(args):
         print_json(result)
     else:
         print(format_profile(result))
+
+
+def port(args):
+    from ghostnet_tf.weights import port_checkpoint
+
+    try:
+        width, classes = port_checkpoint(args.src, args.output, width=args.width)
+    except ImportError as exc:  # reading a .pth without torch installed
+        raise UsageError(str(exc)) from None
+    print(f"{args.output}: GhostNet width {width}, {classes} classes, from {args.src}")

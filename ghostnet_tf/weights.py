@@ -1,0 +1,311 @@
+"""Load the official / timm GhostNet checkpoints (PyTorch names and layouts) into the Keras model.
+
+The Keras layer names are the timm module paths, so the mapping is per layer type (`_layer_params`);
+the same table converts back (`state_dict_from_model`), which is how `.weights.h5` files written by
+`ghostnet port` are read. Every check runs before the first assignment: a failed load leaves the
+model untouched.
+"""
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from typing import Callable, NamedTuple
+
+import keras
+import numpy as np
+from keras import layers
+
+from ghostnet_tf.blocks import make_divisible
+from ghostnet_tf.layers import GhostModule
+from ghostnet_tf.model import LAST_CHANNELS, STEM_CHANNELS, GhostNet
+
+# timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). The sha256 of the hub file was not
+# available when this was written (no network); set it once known and get_file verifies every download.
+IMAGENET_URL = "https://huggingface.co/timm/ghostnet_100.in1k/resolve/main/model.safetensors"
+IMAGENET_SHA256 = None
+IMAGENET_FILENAME = "ghostnet_100.in1k.safetensors"
+IMAGENET_CACHE_DIR = None  # None: Keras's cache (~/.keras or $KERAS_HOME), subdirectory "models"
+
+FILE_TYPES = ".safetensors, .pth/.pt (needs torch) or .weights.h5 (from `ghostnet port`)"
+HEAD_PREFIXES = ("conv_head.", "classifier.")  # absent from include_top=False models
+IMAGENET_CLASSES = 1000
+PORT_ATTRS = ("ghostnet_tf.width", "ghostnet_tf.classes")  # .weights.h5 root attributes written by port
+SHOWN = 3  # offenders listed per kind in an error message
+
+
+class _Layout(NamedTuple):
+    """How a PyTorch tensor is laid out for a Keras variable, both ways."""
+    torch_shape: Callable  # keras shape -> the PyTorch shape
+    to_keras: Callable  # (torch array, keras shape) -> keras array
+    to_torch: Callable  # keras array -> torch array
+
+
+_SAME = _Layout(tuple, lambda w, shape: w, lambda k: k)
+_CONV = _Layout(lambda s: (s[3], s[2], s[0], s[1]),  # [O, I, kh, kw] <-> [kh, kw, I, O]
+                lambda w, shape: w.transpose(2, 3, 1, 0), lambda k: k.transpose(3, 2, 0, 1))
+_DEPTHWISE = _Layout(lambda s: (s[2] * s[3], 1, s[0], s[1]),  # [C*m, 1, kh, kw] <-> [kh, kw, C, m]
+                     lambda w, shape: w.reshape(shape[2], shape[3], shape[0], shape[1]).transpose(2, 3, 0, 1),
+                     lambda k: k.transpose(2, 3, 0, 1).reshape(-1, 1, k.shape[0], k.shape[1]))
+_DENSE = _Layout(lambda s: (s[1], s[0]), lambda w, shape: w.T, lambda k: k.T)
+_KERNELS = ((layers.DepthwiseConv2D, _DEPTHWISE), (layers.Conv2D, _CONV), (layers.Dense, _DENSE))
+_BN_PARAMS = (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+              ("moving_variance", "running_var"))
+_GHOST_PARTS = (("primary_conv", "primary_conv.0"), ("primary_bn", "primary_conv.1"),
+                ("cheap_operation", "cheap_operation.0"), ("cheap_bn", "cheap_operation.1"))
+
+
+def _layer_params(layer, prefix):
+    """(Keras variable, state-dict key, layout) for every variable of `layer`, named under `prefix`."""
+    if isinstance(layer, GhostModule):
+        for attr, part in _GHOST_PARTS:
+            yield from _layer_params(getattr(layer, attr), f"{prefix}.{part}")
+    elif isinstance(layer, layers.BatchNormalization):
+        for attr, suffix in _BN_PARAMS:
+            yield getattr(layer, attr), f"{prefix}.{suffix}", _SAME
+    elif kernel := next((layout for cls, layout in _KERNELS if isinstance(layer, cls)), None):
+        yield layer.kernel, f"{prefix}.weight", kernel
+        if layer.use_bias:
+            yield layer.bias, f"{prefix}.bias", _SAME
+    elif layer.weights:
+        raise ValueError(f"cannot map layer {layer.name!r} ({type(layer).__name__}) to a GhostNet "
+                         "checkpoint: is this a ghostnet_tf.GhostNet model?")
+
+
+def _model_params(model):
+    """{state-dict key: (variable, layout)} covering every variable of `model` exactly once."""
+    params = {key: (var, layout) for layer in model.layers for var, key, layout in _layer_params(layer, layer.name)}
+    if len(params) != len(model.weights) or {id(v) for v, _ in params.values()} != {id(v) for v in model.weights}:
+        raise ValueError(f"model {model.name!r}: its variables do not map one-to-one onto state-dict keys")
+    return params
+
+
+def state_dict_from_model(model):
+    """The model's weights as a timm/official state dict (PyTorch names and layouts, numpy arrays)."""
+    return {key: layout.to_torch(np.asarray(var.numpy())) for key, (var, layout) in _model_params(model).items()}
+
+
+def infer_width(shapes):
+    """The width a GhostNet checkpoint was made for, from {key: shape}; None if the channels do not tell."""
+    last, stem = shapes.get("blocks.9.0.conv.weight"), shapes.get("conv_stem.weight")
+    if not last or not stem:
+        return None
+    width = round(last[0] / LAST_CHANNELS, 2)
+    if make_divisible(LAST_CHANNELS * width) != last[0] or make_divisible(STEM_CHANNELS * width) != stem[0]:
+        return None
+    return width
+
+
+def infer_classes(shapes):
+    """The classifier size of a checkpoint (None without a classifier)."""
+    shape = shapes.get("classifier.weight")
+    return shape[0] if shape else None
+
+
+def unwrap_state_dict(obj):
+    """The state dict in a loaded checkpoint: bare, under "state_dict" or "model", minus "module." prefixes."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"`weights`: the checkpoint holds a {type(obj).__name__}, not a state dict")
+    for key in ("state_dict", "model"):
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    not_tensors = [k for k, v in obj.items() if not hasattr(v, "shape")]
+    if not obj or not_tensors:
+        raise ValueError("`weights`: no state dict in the checkpoint (expected a dict of tensors, "
+                         f"{{'state_dict': ...}} or {{'model': ...}}; found keys {_first(obj)})")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _first(items):
+    items = list(items)
+    more = f", ... ({len(items)} in all)" if len(items) > SHOWN else ""
+    return ", ".join(str(i) for i in items[:SHOWN]) + more
+
+
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _read_safetensors(path):
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(path)
+    except Exception as exc:  # SafetensorError, or numpy refusing a dtype such as bfloat16
+        raise ValueError(f"`weights`: cannot read {path} as safetensors: {_first_line(exc)}") from None
+
+
+def torch_load_error(path, exc):
+    """The one-line ValueError for an exception of `torch.load(path, weights_only=True)`."""
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        detail = next((line.strip().removeprefix("WeightsUnpickler error: ").split(" was not an allowed")[0]
+                       for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
+        return ValueError(f"`weights`: torch.load(weights_only=True) refused {path}: it stores Python objects, "
+                          f"not just tensors ({detail or 'unsupported pickle'}), or it is corrupt; re-save only "
+                          "the state dict (torch.save(model.state_dict(), path)) from code you trust")
+    return ValueError(f"`weights`: cannot read {path} as a PyTorch checkpoint: {_first_line(exc)}")
+
+
+def _read_torch(path):
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading the PyTorch checkpoint {path} needs torch: pip install 'ghostnet-tf[torch]' "
+                          "(or use a .safetensors file, which does not)") from None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, KeyError, EOFError, ... on bad files
+        raise torch_load_error(path, exc) from None
+    return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in unwrap_state_dict(checkpoint).items()}
+
+
+def _read_port_weights(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            width, classes = (f.attrs.get(name) for name in PORT_ATTRS)
+    except OSError as exc:
+        raise ValueError(f"`weights`: cannot read {path} as HDF5: {_first_line(exc)}") from None
+    if width is None or classes is None:
+        raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_ATTRS[0]} attribute); "
+                         "load it with model.load_weights() into a model of the same configuration")
+    source = port_model(float(width), int(classes))
+    try:
+        source.load_weights(path)
+    except Exception as exc:  # Keras raises ValueError/KeyError/OSError for a damaged file
+        raise ValueError(f"`weights`: cannot load {path}: {_first_line(exc)}") from None
+    return state_dict_from_model(source)
+
+
+def read_checkpoint(path):
+    """{key: numpy array} with timm/official names and PyTorch layouts, from any supported file."""
+    path = os.fspath(path)
+    name = path.lower()
+    if name.endswith(".safetensors"):
+        return _read_safetensors(path)
+    if name.endswith((".pth", ".pt")):
+        return _read_torch(path)
+    if name.endswith(".weights.h5"):
+        return _read_port_weights(path)
+    raise ValueError(f"`weights`: unsupported file {path!r}; expected {FILE_TYPES}")
+
+
+def port_model(width, classes, **kwargs):
+    """The configuration `ghostnet port` saves: the GhostNet defaults for a checkpoint's width and classes."""
+    return GhostNet(width=width, classes=classes, **kwargs)
+
+
+def _skip_classifier(model_keys, shapes):
+    """Whether the classifier stays as built: an ImageNet checkpoint into a model with other `classes`."""
+    if "classifier.weight" not in model_keys or "classifier.weight" not in shapes:
+        return False
+    want, have = model_keys["classifier.weight"], shapes["classifier.weight"]
+    if want[0] == have[0]:
+        return False
+    if have[0] == IMAGENET_CLASSES:
+        return True
+    raise ValueError(f"`classes`: the checkpoint's classifier has {have[0]} classes, the model {want[0]}; "
+                     f"build it with classes={have[0]}, or include_top=False for the backbone alone")
+
+
+def _mismatch_error(path, model, model_shapes, shapes, missing, unexpected, wrong):
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_first(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_first(unexpected)})")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatches ("
+                        + _first(f"{k}: checkpoint {shapes[k]} vs model {model_shapes[k]}" for k in wrong) + ")")
+    message = f"`weights`: {path} does not fit model {model.name!r}: " + "; ".join(problems)
+    if "conv_stem.weight" not in shapes and "blocks.9.0.conv.weight" not in shapes:
+        message += "; this is not a GhostNet checkpoint"
+    else:
+        have, want = infer_width(shapes), infer_width(model_shapes)
+        if have is not None and have != want:
+            message += f"; this checkpoint is width {have} (the model is width {want}): build GhostNet(width={have})"
+    return ValueError(message)
+
+
+def load_weights(model, path):
+    """Load a GhostNet checkpoint into a `GhostNet` model, strictly: every variable is set exactly once.
+
+    Accepts .safetensors (timm hub), .pth/.pt PyTorch pickles (official release; needs torch), and
+    .weights.h5 from `ghostnet port`. A model built with include_top=False skips conv_head and the
+    classifier; a model with `classes` other than an ImageNet (1000-class) checkpoint's keeps its
+    fresh classifier (transfer learning); any other difference raises ValueError before anything is set.
+    """
+    assign_state_dict(model, read_checkpoint(path), os.fspath(path))
+
+
+def assign_state_dict(model, state, source="the state dict"):
+    """`load_weights` for a state dict already in memory ({timm key: array}); `source` names it in errors."""
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
+    params = _model_params(model)
+    model_shapes = {k: layout.torch_shape(tuple(var.shape)) for k, (var, layout) in params.items()}
+    if _skip_classifier(model_shapes, shapes):
+        params = {k: p for k, p in params.items() if not k.startswith("classifier.")}
+        shapes = {k: s for k, s in shapes.items() if not k.startswith("classifier.")}
+    headless = HEAD_PREFIXES if "conv_head.weight" not in model_shapes else ()
+    missing = [k for k in params if k not in shapes]
+    unexpected = [k for k in shapes if k not in params and not k.startswith(headless)]
+    wrong = [k for k in params if k in shapes and shapes[k] != model_shapes[k]]
+    if missing or unexpected or wrong:
+        raise _mismatch_error(source, model, model_shapes, shapes, missing, unexpected, wrong)
+    for key, (var, layout) in params.items():
+        var.assign(layout.to_keras(np.asarray(state[key], np.float32), tuple(var.shape)))
+
+
+PORT_SUFFIXES = (".weights.h5", ".keras")
+
+
+def port_checkpoint(src, output, width=None):
+    """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model; returns
+    (width, classes). Written to a temporary file beside `output`, then renamed: never half-written."""
+    output = os.fspath(output)
+    if not output.lower().endswith(PORT_SUFFIXES):
+        raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ValueError(f"`output`: no such directory {directory!r}")
+    state = read_checkpoint(src)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    width = width or infer_width(shapes)
+    if width is None:
+        raise ValueError(f"`width`: cannot tell the width of {os.fspath(src)} from its channels; pass --width")
+    classes = infer_classes(shapes) or IMAGENET_CLASSES
+    model = port_model(width, classes)
+    assign_state_dict(model, state, os.fspath(src))
+    suffix = next(s for s in PORT_SUFFIXES if output.lower().endswith(s))
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{os.path.basename(output)}.", dir=directory)
+    os.close(fd)
+    try:
+        if suffix == ".keras":
+            model.save(tmp)
+        else:
+            model.save_weights(tmp)
+            import h5py
+
+            with h5py.File(tmp, "a") as f:
+                f.attrs.update(dict(zip(PORT_ATTRS, (width, classes))))
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return width, classes
+
+
+def imagenet_weights():
+    """The cached path of timm's ghostnet_100.in1k weights, downloading them on first use."""
+    try:
+        return keras.utils.get_file(IMAGENET_FILENAME, IMAGENET_URL, file_hash=IMAGENET_SHA256,
+                                    cache_subdir="models", cache_dir=IMAGENET_CACHE_DIR)
+    except Exception as exc:  # get_file raises a bare Exception for URL errors, ValueError for a bad hash
+        raise OSError(f"`weights='imagenet'`: could not download {IMAGENET_URL} ({_first_line(exc)}); "
+                      "offline, download it elsewhere and pass weights='/path/to/model.safetensors'") from None
+
+
+def load_pretrained(model, weights):
+    """`GhostNet(weights=...)`: "imagenet" or a checkpoint path."""
+    load_weights(model, imagenet_weights() if weights == "imagenet" else weights)

@@ -1,0 +1,320 @@
+"""Pretrained weights: parity with timm itself, the checkpoint formats, strictness, bad input, `ghostnet port`.
+
+The expected logits come from timm (tests/fixtures/parity_*.npz, made by tools/make_parity_fixtures.py);
+the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
+"""
+import importlib.util
+import json
+import pathlib
+import pickle
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from ghostnet_tf import GhostNet, load_weights
+from ghostnet_tf import weights as gw
+from ghostnet_tf.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOLERANCE = 1e-4
+
+
+def _import_recipe():
+    spec = importlib.util.spec_from_file_location("make_parity_fixtures", ROOT / "tools" / "make_parity_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+recipe = _import_recipe()
+ARCHS = tuple(recipe.WIDTHS)
+CASES = [(arch, tuple(case)) for arch in ARCHS for case in recipe.CASES[arch]]
+
+
+class Checkpoint:
+    """One fixture: timm's logits, the rebuilt state dict and a .safetensors file holding it."""
+
+    def __init__(self, arch, directory):
+        with np.load(ROOT / "tests" / "fixtures" / f"parity_{arch}.npz") as data:
+            arrays = dict(data)
+        self.manifest = json.loads(str(arrays.pop("manifest")))
+        self.width = self.manifest["width"]
+        self.state = recipe.state_dict(self.manifest, arrays)
+        self.logits = {k: v for k, v in arrays.items() if k.startswith("logits_")}
+        self.path = directory / f"{arch}.safetensors"
+        save_file(self.state, str(self.path))
+
+    def case(self, height, width, count, seed):
+        """(images in [0, 255], timm's logits for them)."""
+        return recipe.synthetic_images(height, width, count, seed), self.logits[f"logits_{height}x{width}"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    return {arch: Checkpoint(arch, directory) for arch in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def models(checkpoints):
+    """arch -> a model loaded through `load_weights`, any input size, pre-softmax logits, normalised input."""
+    built = {}
+    for arch, checkpoint in checkpoints.items():
+        model = GhostNet(checkpoint.width, input_shape=(None, None, 3), include_preprocessing=False,
+                         classifier_activation=None)
+        load_weights(model, checkpoint.path)
+        built[arch] = model
+    return built
+
+
+def max_diff(model, images, expected):
+    return float(np.abs(model.predict(images, verbose=0) - expected).max())
+
+
+def assert_parity(model, checkpoint, normalized=True):
+    for case in checkpoint.manifest["cases"]:
+        images, logits = checkpoint.case(*case)
+        diff = max_diff(model, recipe.normalize(images) if normalized else images, logits)
+        assert diff <= TOLERANCE, f"{model.name} {case}: max |keras - timm| = {diff:.2e}"
+
+
+def one_line_error(excinfo):
+    message = str(excinfo.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize("arch, case", CASES, ids=[f"{a}-{c[0]}x{c[1]}" for a, c in CASES])
+def test_logits_match_timm(checkpoints, models, arch, case):
+    images, logits = checkpoints[arch].case(*case)
+    diff = max_diff(models[arch], recipe.normalize(images), logits)
+    print(f"\n{arch} {case[0]}x{case[1]}: max |keras - timm| = {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+def test_every_variable_is_set_from_its_own_key(checkpoints, models):
+    # Each tensor of the checkpoint is distinct random data, so reading the model back proves the
+    # one-to-one mapping and the inverse layouts that .weights.h5 reading relies on.
+    back = gw.state_dict_from_model(models["ghostnet_050"])
+    state = checkpoints["ghostnet_050"].state
+    assert back.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+def test_imagenet_weights_are_downloaded_cached_and_preprocessed(checkpoints, tmp_path, monkeypatch):
+    # The "hub" is a file:// URL; the model takes [0, 255] images and normalises them itself.
+    checkpoint = checkpoints["ghostnet_100"]
+    monkeypatch.setattr(gw, "IMAGENET_URL", checkpoint.path.as_uri())
+    monkeypatch.setattr(gw, "IMAGENET_CACHE_DIR", str(tmp_path))
+    model = GhostNet(weights="imagenet", input_shape=(None, None, 3), classifier_activation=None)
+    assert (tmp_path / "models" / gw.IMAGENET_FILENAME).is_file()
+    assert_parity(model, checkpoint, normalized=False)
+
+
+def test_imagenet_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(gw, "IMAGENET_URL", (tmp_path / "nowhere.safetensors").as_uri())
+    monkeypatch.setattr(gw, "IMAGENET_CACHE_DIR", str(tmp_path))
+    with pytest.raises(OSError) as excinfo:
+        gw.imagenet_weights()
+    assert "pass weights='/path/to/model.safetensors'" in one_line_error(excinfo)
+    assert not (tmp_path / "models" / gw.IMAGENET_FILENAME).exists()
+
+
+def test_width_mismatch_names_the_checkpoint_width_and_sets_nothing(checkpoints, models):
+    model = models["ghostnet_100"]
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(model, checkpoints["ghostnet_130"].path)
+    message = one_line_error(excinfo)
+    assert "this checkpoint is width 1.3" in message and "shape mismatches" in message
+    assert_parity(model, checkpoints["ghostnet_100"])  # the failed load changed nothing
+
+
+def test_missing_and_unexpected_keys_are_listed(checkpoints, models, tmp_path):
+    state = dict(checkpoints["ghostnet_050"].state)
+    del state["blocks.3.0.se.conv_reduce.bias"]
+    state["blocks.3.0.se.fc.weight"] = np.zeros((3, 3), np.float32)
+    path = tmp_path / "edited.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    message = one_line_error(excinfo)
+    assert "1 missing keys (blocks.3.0.se.conv_reduce.bias)" in message
+    assert "1 unexpected keys (blocks.3.0.se.fc.weight)" in message
+
+
+def test_num_batches_tracked_and_module_prefix_are_accepted(checkpoints, models):
+    checkpoint = checkpoints["ghostnet_050"]
+    state = {f"module.{k}": v for k, v in checkpoint.state.items()}
+    state["module.bn1.num_batches_tracked"] = np.asarray(5, np.int64)
+    wrapped = gw.unwrap_state_dict({"state_dict": state, "epoch": 3})
+    gw.assign_state_dict(models["ghostnet_050"], wrapped)
+    assert_parity(models["ghostnet_050"], checkpoint)
+
+
+def test_another_architecture_is_named_as_such(models, tmp_path):
+    path = tmp_path / "resnet.safetensors"
+    save_file({"conv1.weight": np.zeros((64, 3, 7, 7), np.float32), "fc.weight": np.zeros((1000, 2048), np.float32)},
+              str(path))
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    assert "this is not a GhostNet checkpoint" in one_line_error(excinfo)
+
+
+def test_other_classes_keep_a_fresh_classifier_and_load_the_rest(checkpoints):
+    checkpoint = checkpoints["ghostnet_050"]
+    model = GhostNet(0.5, classes=10, weights=checkpoint.path)
+    assert tuple(model.get_layer("classifier").kernel.shape) == (1280, 10)
+    # conv_head is part of the loaded backbone: [O, I, 1, 1] -> [1, 1, I, O]
+    np.testing.assert_array_equal(model.get_layer("conv_head").kernel.numpy(),
+                                  checkpoint.state["conv_head.weight"].transpose(2, 3, 1, 0))
+
+
+def test_include_top_false_loads_the_backbone(checkpoints, models):
+    checkpoint = checkpoints["ghostnet_050"]
+    backbone = GhostNet(0.5, include_top=False, include_preprocessing=False, input_shape=(None, None, 3),
+                        weights=checkpoint.path)
+    full = models["ghostnet_050"]
+    features = keras.Model(full.inputs, full.get_layer("blocks.9.0.act1").output)
+    images = recipe.normalize(recipe.synthetic_images(96, 96, 1, 7))
+    np.testing.assert_array_equal(backbone.predict(images, verbose=0), features.predict(images, verbose=0))
+
+
+def test_finetuned_checkpoint_with_other_classes_names_classes(checkpoints, models, tmp_path):
+    state = dict(checkpoints["ghostnet_050"].state)
+    state["classifier.weight"], state["classifier.bias"] = state["classifier.weight"][:10], state["classifier.bias"][:10]
+    path = tmp_path / "ten.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    message = one_line_error(excinfo)
+    assert message.startswith("`classes`") and "classes=10" in message
+
+
+def _truncated(source, path):
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not safetensors", "unsupported suffix", "h5 not hdf5",
+                                  "pth not a pickle"])
+def test_bad_files_are_one_line_value_errors(checkpoints, models, tmp_path, kind):
+    source = checkpoints["ghostnet_050"].path
+    path = {"truncated": lambda: _truncated(source, tmp_path / "t.safetensors"),
+            "not safetensors": lambda: tmp_path / "x.safetensors",
+            "unsupported suffix": lambda: tmp_path / "x.npz",
+            "h5 not hdf5": lambda: tmp_path / "x.weights.h5",
+            "pth not a pickle": lambda: tmp_path / "x.pth"}[kind]()
+    if not path.exists():
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    if kind == "pth not a pickle":
+        pytest.importorskip("torch")
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    assert one_line_error(excinfo).startswith("`weights`")
+    assert_parity(models["ghostnet_050"], checkpoints["ghostnet_050"])
+
+
+def test_keras_weights_not_from_port_are_refused(models, tmp_path):
+    path = tmp_path / "plain.weights.h5"
+    models["ghostnet_050"].save_weights(str(path))
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    assert "not written by `ghostnet port`" in one_line_error(excinfo)
+
+
+def test_pth_without_torch_says_how_to_install_it(models, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    path = tmp_path / "official.pth"
+    path.write_bytes(b"PK")
+    with pytest.raises(ImportError, match=r"pip install 'ghostnet-tf\[torch\]'"):
+        load_weights(models["ghostnet_050"], path)
+
+
+def test_weights_only_refusal_is_one_line(models, tmp_path, monkeypatch):
+    # torch's own message for a pickle holding a Python object (torch 2.x), without needing torch.
+    refusal = ("Weights only load failed. This file can still be loaded, to do so you have two options.\n"
+               "\tWeightsUnpickler error: Unsupported global: GLOBAL __main__.Trainer was not an allowed global "
+               "by default. Please use `torch.serialization.add_safe_globals([__main__.Trainer])`.\n\n"
+               "Check the documentation of torch.load to learn more about types accepted by default.")
+
+    def refuse(path, map_location, weights_only):
+        assert map_location == "cpu" and weights_only is True
+        raise pickle.UnpicklingError(refusal)
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=refuse))
+    path = tmp_path / "trainer.pth"
+    path.write_bytes(b"PK")
+    with pytest.raises(ValueError) as excinfo:
+        load_weights(models["ghostnet_050"], path)
+    message = one_line_error(excinfo)
+    assert "refused" in message and "GLOBAL __main__.Trainer" in message
+
+
+@pytest.mark.parametrize("checkpoint", [{"state_dict": {"a": np.ones(2)}}, {"model": {"module.a": np.ones(2)}},
+                                        {"module.a": np.ones(2)}])
+def test_unwrap_state_dict_accepts_the_common_wrappings(checkpoint):
+    assert list(gw.unwrap_state_dict(checkpoint)) == ["a"]
+
+
+@pytest.mark.parametrize("checkpoint", [{"epoch": 3, "optimizer": {}}, [np.ones(2)], {}])
+def test_unwrap_state_dict_refuses_what_is_not_one(checkpoint):
+    with pytest.raises(ValueError, match="`weights`"):
+        gw.unwrap_state_dict(checkpoint)
+
+
+def test_torch_pickles_load_like_safetensors(checkpoints, models, tmp_path):
+    torch = pytest.importorskip("torch")
+    checkpoint = checkpoints["ghostnet_050"]
+    tensors = {f"module.{k}": torch.from_numpy(v) for k, v in checkpoint.state.items()}
+    path = tmp_path / "official.pth"
+    torch.save({"state_dict": tensors, "epoch": 3}, path)
+    load_weights(models["ghostnet_050"], path)
+    assert_parity(models["ghostnet_050"], checkpoint)
+
+    torch.save({"state_dict": tensors, "trainer": types.SimpleNamespace()}, path)
+    with pytest.raises(ValueError, match="refused"):
+        load_weights(models["ghostnet_050"], path)
+
+
+def test_port_weights_h5_infers_the_width_and_reloads(checkpoints, models, tmp_path, capsys):
+    checkpoint = checkpoints["ghostnet_050"]
+    out = tmp_path / "ghostnet_050.weights.h5"
+    assert main(["port", str(checkpoint.path), "-o", str(out)]) == 0
+    assert "width 0.5, 1000 classes" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    load_weights(models["ghostnet_050"], out)
+    assert_parity(models["ghostnet_050"], checkpoint)
+
+
+def test_port_keras_model_is_the_whole_model(checkpoints, tmp_path):
+    checkpoint = checkpoints["ghostnet_050"]
+    out = tmp_path / "ghostnet_050.keras"
+    assert main(["port", str(checkpoint.path), "-o", str(out), "--width", "0.5"]) == 0
+    model = keras.models.load_model(out)
+    images, logits = checkpoint.case(*checkpoint.manifest["cases"][0])
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # the saved model ends in softmax
+    assert np.abs(model.predict(images, verbose=0) - expected).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{bad}", "-o", "{out}.weights.h5"], "cannot read"),
+    (["{src}", "-o", "{out}.h5"], "`output` must end in .weights.h5 or .keras"),
+    (["{src}", "-o", "{out}.keras", "--width", "1.0"], "this checkpoint is width 0.5"),
+])
+def test_port_failures_write_nothing(checkpoints, tmp_path, capsys, args, message):
+    bad = tmp_path / "src" / "bad.safetensors"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    out.mkdir()
+    fill = {"bad": bad, "src": checkpoints["ghostnet_050"].path, "out": out / "model"}
+    assert main(["port", *(a.format(**fill) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert list(out.iterdir()) == []
