@@ -1,1 +1,35 @@
-"""Keras -> TensorFlow Lite conversion, int8 post-training quantization and verification."""
+"""Keras -> TensorFlow Lite conversion, int8 post-training quantization and verification.
+
+Python API (imported on first use, so the ``ghostnet`` CLI starts without TensorFlow)::
+
+    from convert import convert_model, convert_and_verify, verify, evaluate
+    conversion = convert_model(model, "m.tflite", quantize="int8", io="uint8", calibration="photos/")
+    report = convert_and_verify(model, "m.tflite", quantize="int8")   # what `ghostnet convert` reports
+"""
+import importlib
+
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+IO_TYPES = ("int8", "uint8", "float32")
+
+_EXPORTS = {
+    "convert_model": "convert.converter",
+    "convert_bytes": "convert.converter",
+    "Conversion": "convert.converter",
+    "convert_and_verify": "convert.api",
+    "verify": "convert.api",
+    "audit": "convert.verify",
+    "evaluate": "convert.evaluate",
+    "load_keras_model": "convert.source",
+    "make_interpreter": "convert.runtime",
+}
+__all__ = sorted([*_EXPORTS, "QUANTIZE_MODES", "IO_TYPES"])
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'convert' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__():
+    return __all__

@@ -1,5 +1,124 @@
-"""Subcommands of the converter (``ghostnet convert``, ``ghostnet eval``); they arrive with the converter."""
+"""Subcommands of the converter: ``ghostnet convert`` and ``ghostnet eval`` (also ``python -m convert``).
+
+Heavy imports happen inside the commands, so ``--help`` stays instant."""
+import sys
+
+from convert import IO_TYPES, QUANTIZE_MODES
+from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
+
+
+def _positive_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_model_arguments(p, required=True):
+    source = p.add_mutually_exclusive_group(required=required)
+    source.add_argument("--width", type=parse_width, help="a fresh GhostNet of this width (0.5, 1.0, 1.3, ...)")
+    source.add_argument("--keras-model", metavar="FILE", help="a saved .keras model (GhostModule layers included)")
+    p.add_argument("--weights", metavar="PATH", help="weights for --width (checkpoint path or 'imagenet')")
+    p.add_argument("--input-size", type=parse_size, help="S or HxW (default 224, or the saved model's own size)")
+
+
+def _add_json_arguments(p):
+    p.add_argument("--report", metavar="FILE.json", help="also write the report as JSON (atomically)")
+    p.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
 def register(sub):
-    """No converter subcommands yet."""
+    p = sub.add_parser("convert", help="convert to .tflite (float32/float16/dynamic/int8) and verify the result",
+                       description="Convert a GhostNet or a saved Keras model to TFLite, audit the graph and "
+                                   "measure its fidelity against the Keras float model.")
+    _add_model_arguments(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE.tflite", help="where to write the model")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ)")
+    p.add_argument("--io", choices=IO_TYPES, help="int8 input/output tensor type (default int8; float modes: float32)")
+    p.add_argument("--calibration", metavar="DIR|FILE",
+                   help="calibration images: a folder (JPEG/PNG, recursive) or .npy/.npz (N,H,W,3) in [0,255]; "
+                        "default: a built-in synthetic set (demo only)")
+    p.add_argument("--calibration-steps", type=_positive_int, default=100, metavar="N",
+                   help="calibration images to use (default 100)")
+    p.add_argument("--eval-images", metavar="DIR|FILE",
+                   help="held-out images for the fidelity check (default: a built-in set never used for calibration)")
+    p.add_argument("--eval-count", type=_positive_int, default=32, metavar="N",
+                   help="images for the fidelity check (default 32)")
+    p.add_argument("--per-layer", action="store_true", help="add the per-layer int8 error, worst first")
+    _add_json_arguments(p)
+    p.set_defaults(func=convert_command)
+
+    p = sub.add_parser("eval", help="top-1/top-5 of a Keras model and a .tflite file on an ImageNet-style folder",
+                       description="Accuracy on DATA (one sub-folder per class, sorted = label index, or "
+                                   "--labels FILE with 'relative/path label' lines), Keras float vs .tflite.")
+    p.add_argument("data", metavar="DATA", help="image folder")
+    p.add_argument("--tflite", metavar="FILE.tflite", help="the converted model")
+    _add_model_arguments(p, required=False)
+    p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate the first N images only")
+    _add_json_arguments(p)
+    p.set_defaults(func=eval_command)
+
+
+def _check_json_outputs(args):
+    from convert.output import check_writable
+
+    if args.report:
+        check_writable(args.report, "--report")
+
+
+def _emit(report, args, formatter):
+    from convert.report import write_json
+
+    if args.report:
+        write_json(report, args.report)
+    if args.json:
+        print_json(report)
+    else:
+        print(formatter(report))
+
+
+def convert_command(args):
+    from convert.api import convert_and_verify
+    from convert.output import check_writable
+    from convert.report import format_conversion
+    from convert.source import load_keras_model
+
+    if args.weights is not None and args.width is None:
+        raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
+    check_writable(args.output, "--output")
+    _check_json_outputs(args)
+    if args.quantize == "int8" and args.calibration is None:
+        print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
+              "from the target domain give better int8 accuracy", file=sys.stderr)
+    model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size)
+    report = convert_and_verify(
+        model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
+        calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
+        input_size=args.input_size, per_layer=args.per_layer, description=description,
+        show_progress=not args.no_progress)
+    _emit(report, args, format_conversion)
+
+
+def eval_command(args):
+    from convert.evaluate import evaluate
+    from convert.report import format_evaluation
+    from convert.source import load_keras_model
+
+    if args.tflite is None and args.width is None and args.keras_model is None:
+        raise UsageError("give --tflite FILE and/or a Keras model (--width W or --keras-model FILE)")
+    if args.weights is not None and args.width is None:
+        raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
+    _check_json_outputs(args)
+    model = None
+    if args.width is not None or args.keras_model is not None:
+        model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size)
+    report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
+                      input_size=args.input_size, show_progress=not args.no_progress)
+    _emit(report, args, format_evaluation)

@@ -66,3 +66,36 @@ def make_interpreter(model_path=None, model_content=None, num_threads=None, use_
     )
     interpreter.allocate_tensors()
     return interpreter
+
+
+def quantization(detail):
+    """(scale, zero_point) of an input/output detail; (0.0, 0) means a float tensor."""
+    scale, zero_point = detail["quantization"]
+    return float(scale), int(zero_point)
+
+
+def predict(interpreter, inputs, show_progress=False, label="running TFLite"):
+    """Run a single-input model sample by sample on float inputs (the model's float domain):
+    quantizes into int8/uint8 inputs and dequantizes outputs, so callers compare like with like."""
+    import numpy as np
+
+    from convert.progress import progress
+
+    input_detail = interpreter.get_input_details()[0]
+    output_detail = interpreter.get_output_details()[0]
+    in_dtype, out_dtype = np.dtype(input_detail["dtype"]), np.dtype(output_detail["dtype"])
+    in_scale, in_zero = quantization(input_detail)
+    out_scale, out_zero = quantization(output_detail)
+    outputs = []
+    for x in progress(inputs, len(inputs), label, enabled=show_progress):
+        x = np.asarray(x, np.float32)[None]
+        if in_dtype.kind in "iu":
+            info = np.iinfo(in_dtype)
+            x = np.clip(np.round(x / in_scale + in_zero), info.min, info.max)
+        interpreter.set_tensor(input_detail["index"], x.astype(in_dtype))
+        interpreter.invoke()
+        y = interpreter.get_tensor(output_detail["index"])[0]
+        if out_dtype.kind in "iu":
+            y = (y.astype(np.float32) - out_zero) * out_scale
+        outputs.append(y.astype(np.float32))
+    return np.stack(outputs)

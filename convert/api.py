@@ -1,0 +1,76 @@
+"""The converter's Python API in one call: convert, audit, measure fidelity, report."""
+import time
+
+from convert import verify as _verify
+from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
+from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
+from convert.report import fidelity_warnings
+
+DEFAULT_EVAL_COUNT = 32
+
+
+def input_note(audit, pixels):
+    """How a phone app feeds the converted input, in one line."""
+    detail = audit["input"]
+    if detail["scale"] is None:
+        return "float input: feed " + ("RGB pixels in [0, 255]" if pixels else "ImageNet-normalized RGB")
+    scale, zero = detail["scale"], detail["zero_point"]
+    if pixels and scale == 1.0 and (detail["dtype"], zero) == ("uint8", 0):
+        return "raw uint8 camera pixels pass straight in (scale 1, zero-point 0)"
+    if pixels and scale == 1.0 and (detail["dtype"], zero) == ("int8", -128):
+        return "int8 input = pixel - 128 (scale 1, zero-point -128)"
+    return f"quantize the input as round(x / {scale:.6g}) + {zero}"
+
+
+def verify(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT, input_size=None,
+           show_progress=True):
+    """Audit a .tflite model (bytes or path) and compare it with ``keras_model`` on held-out images
+    (folder, .npy/.npz, array, or None for the built-in set that calibration never uses)."""
+    if not isinstance(content, (bytes, bytearray)):
+        with open(content, "rb") as f:
+            content = f.read()
+    size = input_size_of(keras_model, input_size)
+    pixels = takes_pixels(keras_model)
+    images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress)
+    audit = _verify.audit(content, quantize)
+    return {
+        "audit": audit,
+        "input_note": input_note(audit, pixels),
+        "eval_images": images.describe(),
+        "fidelity": _verify.fidelity(content, keras_model, model_inputs(images.images, pixels), show_progress),
+    }
+
+
+def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
+                       calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
+                       input_size=None, per_layer=False, description=None, show_progress=True):
+    """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
+    start = time.perf_counter()
+    conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
+                               show_progress)
+    with open(conversion.path, "rb") as f:
+        content = f.read()
+    checked = verify(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress)
+    report = {
+        "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
+                  "takes_pixels": conversion.takes_pixels, "params": int(model.count_params())},
+        "output": {"path": str(conversion.path), "size_bytes": conversion.size_bytes},
+        "quantize": conversion.quantize,
+        "io": conversion.io,
+        "calibration": conversion.calibration,
+        "seconds": conversion.seconds,
+        **checked,
+        "per_layer": None,
+        "warnings": [],
+    }
+    if per_layer:
+        if quantize != "int8":
+            raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
+        report["per_layer"] = _verify.per_layer_errors(model, conversion.input_size, calibration,
+                                                        calibration_steps, eval_images, show_progress)
+    if conversion.calibration and conversion.calibration["source"] == "built-in":
+        report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
+                                  "domain (--calibration DIR) give better int8 accuracy")
+    report["warnings"] += fidelity_warnings(report)
+    report["seconds"]["wall"] = round(time.perf_counter() - start, 2)
+    return report

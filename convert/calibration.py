@@ -1,0 +1,153 @@
+"""Image sources for calibration and for fidelity checks: a folder, an array file, or a built-in set.
+
+Every source yields RGB images in [0, 255] (N, H, W, 3), prepared by the evaluation preprocessing of
+``ghostnet_tf.preprocessing``; ``model_inputs`` then turns them into what the model expects.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from convert.progress import progress
+from ghostnet_tf.preprocessing import find_images, load_image, preprocess_input, resize_and_crop
+
+# Seeds of the built-in synthetic sets: calibration and evaluation never share an image.
+CALIBRATION_SEED = 0
+EVALUATION_SEED = 1
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, H, W, 3) float32, RGB in [0, 255]
+    source: str  # folder or file path, or "built-in"
+    skipped: int = 0  # unreadable files left out
+
+    def describe(self):
+        return {"source": self.source, "count": len(self.images), "skipped": self.skipped}
+
+
+def takes_pixels(model):
+    """True if the model normalizes inside (its input feeds a Normalization or Rescaling layer), as
+    GhostNet(include_preprocessing=True) does: it then takes raw [0, 255] pixels."""
+    from keras import layers
+
+    first = [layer for layer in model.layers
+             if not isinstance(layer, layers.InputLayer) and any(
+                 node_input in model.inputs for node_input in _inbound_tensors(layer))]
+    return bool(first) and all(isinstance(layer, (layers.Normalization, layers.Rescaling)) for layer in first)
+
+
+def _inbound_tensors(layer):
+    tensors = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        tensors.extend(node.input_tensors)
+    return tensors
+
+
+def model_inputs(images, pixels):
+    """Images in [0, 255] -> model input: unchanged for pixel models, ImageNet-normalized otherwise."""
+    return np.asarray(images, np.float32) if pixels else preprocess_input(images)
+
+
+def load_folder(directory, size, limit, arg, show_progress=True):
+    """Up to ``limit`` readable images of ``directory`` in sorted order; corrupt files are skipped and counted."""
+    paths = find_images(directory)
+    if not paths:
+        raise ValueError(f"{arg}: no JPEG/PNG images found in {directory!r}")
+    images, skipped = [], 0
+    wanted = min(limit, len(paths)) if limit else len(paths)
+    for path in progress(paths, len(paths), f"loading {arg}", enabled=show_progress):
+        if len(images) == wanted:
+            break
+        try:
+            images.append(load_image(path, size))
+        except ValueError:
+            skipped += 1
+    if not images:
+        raise ValueError(f"{arg}: none of the {skipped} images in {directory!r} could be decoded")
+    return ImageSet(np.stack(images), os.fspath(directory), skipped)
+
+
+def load_array(path, size, limit, arg):
+    """Images from a .npy file, or a .npz holding one array (or one named ``images``): (N, H, W, 3) RGB in [0, 255]."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{arg}: cannot read {path!r} as a NumPy array file: {exc}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = list(data.files)
+            if len(names) != 1 and "images" not in names:
+                raise ValueError(f"{arg}: {path!r} holds arrays {names}; expected one array or one named 'images'")
+            array = data["images" if "images" in names else names[0]]
+    else:
+        array = data
+    return ImageSet(check_images(array, size, arg)[:limit or None], os.fspath(path))
+
+
+def check_images(array, size, arg):
+    """Validate an image array: shape (N, H, W, 3) at ``size``, uint8 or float, finite values in [0, 255]."""
+    array = np.asarray(array)
+    expected = f"(N, {size[0]}, {size[1]}, 3)"
+    if array.ndim != 4 or array.shape[1:] != (*size, 3) or array.shape[0] == 0:
+        raise ValueError(f"{arg}: expected RGB images of shape {expected}, got shape {array.shape}")
+    if array.dtype != np.uint8 and array.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{arg}: expected dtype uint8 or float, got {array.dtype}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{arg}: the images contain NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        raise ValueError(f"{arg}: expected pixel values in [0, 255], got [{low:g}, {high:g}] "
+                         "(give raw RGB pixels, not normalized images)")
+    if high <= 1.0:
+        raise ValueError(f"{arg}: pixel values lie in [{low:g}, {high:g}]; expected [0, 255] "
+                         "(multiply [0, 1] images by 255)")
+    return array
+
+
+def synthetic_images(count, size, seed):
+    """Deterministic natural-ish images: 1/f colour noise (the spectrum of photographs) with a few
+    hard-edged shapes, stretched to the full [0, 255] range, prepared like real photos."""
+    rng = np.random.default_rng(seed)
+    raw_h, raw_w = int(size[0] / 0.8) + 16, int(size[1] / 0.7) + 16  # not square, so the crop path runs
+    fy = np.fft.fftfreq(raw_h)[:, None]
+    fx = np.fft.rfftfreq(raw_w)[None, :]
+    radius = np.sqrt(fx ** 2 + fy ** 2)
+    radius[0, 0] = 1.0
+    yy, xx = np.mgrid[0:raw_h, 0:raw_w]
+    images = []
+    for _ in range(count):
+        alpha = rng.uniform(1.0, 1.6)
+        spectrum = rng.normal(size=(3, raw_h, raw_w // 2 + 1)) + 1j * rng.normal(size=(3, raw_h, raw_w // 2 + 1))
+        fields = np.fft.irfft2(spectrum / radius ** alpha, s=(raw_h, raw_w))
+        mix = rng.normal(0.6, 0.3, size=(3, 3)) + np.eye(3)  # correlated colour channels
+        image = np.einsum("ij,jhw->hwi", mix, fields)
+        for _ in range(rng.integers(2, 6)):
+            cy, cx = rng.uniform(0, raw_h), rng.uniform(0, raw_w)
+            ry, rx = rng.uniform(0.05, 0.3) * raw_h, rng.uniform(0.05, 0.3) * raw_w
+            inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+            image[inside] = rng.normal(0, image.std(), size=3) + image.mean()
+        low, high = np.percentile(image, [1, 99])
+        image = np.clip((image - low) / (high - low) * 255.0, 0, 255)
+        images.append(resize_and_crop(image, size))
+    return ImageSet(np.stack(images), "built-in")
+
+
+def image_source(spec, size, limit, arg, seed, show_progress=True):
+    """Images from ``spec`` (None -> built-in synthetic set of ``limit`` images, folder, .npy/.npz file)."""
+    if spec is None:
+        return synthetic_images(limit, size, seed)
+    if isinstance(spec, ImageSet):
+        return spec
+    if isinstance(spec, np.ndarray):
+        return ImageSet(check_images(spec, size, arg)[:limit or None], "array")
+    path = os.fspath(spec)
+    if os.path.isdir(path):
+        return load_folder(path, size, limit, arg, show_progress)
+    if not os.path.exists(path):
+        raise ValueError(f"{arg}: no such file or directory: {path!r}")
+    if path.lower().endswith((".npy", ".npz")):
+        return load_array(path, size, limit, arg)
+    raise ValueError(f"{arg}: expected a folder of JPEG/PNG images or a .npy/.npz array file, got {path!r}")

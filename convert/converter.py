@@ -1,0 +1,183 @@
+"""Keras -> TFLite through a SavedModel (the route that holds across Keras 3 / TF versions), in four
+modes; int8 is full-integer post-training quantization with per-channel weights. The file is only
+written, atomically, after the all-int8 audit passed."""
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from convert import IO_TYPES, QUANTIZE_MODES, verify
+from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
+from convert.output import check_writable, write_atomic
+from convert.progress import progress
+
+DEFAULT_CALIBRATION_STEPS = 100
+
+
+@dataclass
+class Conversion:
+    path: Path
+    quantize: str
+    io: str
+    input_size: tuple
+    takes_pixels: bool
+    size_bytes: int
+    seconds: dict  # export, convert (includes calibration), total
+    calibration: dict = None  # source, count, skipped, range_anchored
+    audit: dict = field(default_factory=dict)
+
+
+def default_io(quantize):
+    return "int8" if quantize == "int8" else "float32"
+
+
+def input_size_of(model, input_size=None):
+    """The (height, width) to convert at: the model's own, or ``input_size`` where the model leaves it open."""
+    if len(model.inputs) != 1:
+        raise ValueError(f"the converter handles single-input models; this one has {len(model.inputs)} inputs")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"expected a model taking RGB images (batch, height, width, 3), got input shape {shape}")
+    model_size = shape[1:3]
+    if input_size is None:
+        if None in model_size:
+            raise ValueError(f"--input-size: the model's input {shape} has no fixed size; give one, e.g. 224")
+        return tuple(model_size)
+    input_size = tuple(input_size)
+    for fixed, wanted in zip(model_size, input_size):
+        if fixed is not None and fixed != wanted:
+            raise ValueError(f"--input-size: the model is built for {model_size[0]}x{model_size[1]}, "
+                             f"got {input_size[0]}x{input_size[1]}")
+    return input_size
+
+
+def check_options(quantize, io):
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"--quantize: expected one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+    if io not in IO_TYPES:
+        raise ValueError(f"--io: expected one of {', '.join(IO_TYPES)}, got {io!r}")
+    if quantize != "int8" and io != "float32":
+        raise ValueError(f"--io {io}: integer inputs/outputs need --quantize int8 (got --quantize {quantize})")
+
+
+def calibration_inputs(images, pixels):
+    """Model inputs for calibration. For pixel models the input range is pinned to exactly [0, 255]
+    (one black and one white pixel in the first image if the data never reaches both ends), so the
+    quantized input gets scale 1: uint8 input zero-point 0, int8 input zero-point -128. Camera
+    pixels then pass straight in."""
+    inputs = model_inputs(images, pixels)
+    anchored = bool(pixels and (inputs.min() > 0 or inputs.max() < 255))
+    if anchored:
+        inputs = inputs.copy()
+        inputs[0, 0, 0, :] = 0.0
+        inputs[0, 0, -1, :] = 255.0
+    return inputs, anchored
+
+
+def _configure(converter, quantize, io, representative_dataset):
+    import tensorflow as tf
+
+    if quantize != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter._experimental_disable_per_channel = False  # per-channel weights (the default), made explicit
+        io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
+        converter.inference_input_type = io_dtype
+        converter.inference_output_type = io_dtype
+
+
+def export_saved_model(model, input_size, directory):
+    """Export the inference function with batch fixed to 1."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, *input_size, 3), tf.float32, name="image")
+    model.export(directory, format="tf_saved_model", input_signature=[spec], verbose=False)
+
+
+def _converter_error(exc):
+    """One line naming the op the converter could not quantize, instead of an MLIR dump."""
+    text = str(exc)
+    ops = sorted(set(re.findall(r"'(tfl\.\w+|tf\.\w+)' op", text)) |
+                 set(re.findall(r"not yet supported for op: '?([\w.]+)'?", text, re.IGNORECASE)))
+    if ops:
+        return (f"the model cannot be converted fully to int8: no int8 kernel for {', '.join(ops)} "
+                "(use --quantize dynamic or float16, or replace that layer)")
+    lines = [line.strip() for line in text.splitlines() if "error" in line.lower()] or [text.strip()]
+    return f"TFLite conversion failed: {lines[0][:300]}"
+
+
+def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
+                  input_size=None, show_progress=True):
+    """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
+    of [0, 255] images, or None for the built-in synthetic set (int8 only)."""
+    import tensorflow as tf
+
+    io = io or default_io(quantize)
+    check_options(quantize, io)
+    size = input_size_of(model, input_size)
+    pixels = takes_pixels(model)
+    if io == "uint8" and not pixels:
+        raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
+                         "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
+                         "its input range; use --io int8 or float32, or a model with include_preprocessing=True")
+    details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None}
+    representative_dataset = None
+    if quantize == "int8":
+        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress)
+        inputs, anchored = calibration_inputs(images.images, pixels)
+        details["calibration"] = {**images.describe(), "range_anchored": anchored}
+
+        def representative_dataset():
+            for sample in progress(inputs, len(inputs), "calibrating", enabled=show_progress):
+                yield [sample[None]]
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:
+        export_saved_model(model, size, directory)
+        exported = time.perf_counter()
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+        _configure(converter, quantize, io, representative_dataset)
+        try:
+            content = converter.convert()
+        except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
+            raise ValueError(_converter_error(exc)) from None
+    end = time.perf_counter()
+    details["seconds"] = {"export": round(exported - start, 2), "convert": round(end - exported, 2),
+                          "total": round(end - start, 2)}
+    return content, details
+
+
+def int8_failure(offenders):
+    """Name the ops that stayed float (the converter wraps them in DEQUANTIZE/QUANTIZE) in one line."""
+    float_ops = [o for o in offenders if o["op"] not in verify.EDGE_OPS] or offenders
+    named, seen = [], set()
+    for o in float_ops:
+        if o["op_index"] not in seen:
+            seen.add(o["op_index"])
+            named.append(f"{o['op']} ({o['dtype']} tensor {o['tensor']!r})")
+    return (f"not every op can run in int8, nothing written: {'; '.join(named[:5])}"
+            f"{f' and {len(named) - 5} more' if len(named) > 5 else ''}; "
+            "use --quantize dynamic or float16, or replace that layer")
+
+
+def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
+                  calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True):
+    """Convert a Keras model to a .tflite file and audit it; returns a ``Conversion``.
+
+    int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise).
+    """
+    check_writable(out_path, "--output")
+    content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress)
+    audit = verify.audit(content, details["quantize"])
+    if audit["int8"] is not None and not audit["int8"]["ok"]:
+        raise ValueError(int8_failure(audit["int8"]["offenders"]))
+    write_atomic(out_path, content)
+    return Conversion(path=Path(out_path), size_bytes=len(content), audit=audit, **details)

@@ -1,0 +1,114 @@
+"""``ghostnet eval``: ImageNet-style top-1/top-5 of a Keras model and a .tflite model, side by side,
+on exactly the preprocessing used for calibration."""
+import os
+
+import numpy as np
+
+from convert.calibration import model_inputs, takes_pixels
+from convert.progress import progress
+from convert.runtime import make_interpreter, predict
+from ghostnet_tf.preprocessing import find_images, load_image
+
+BATCH = 32
+
+
+def class_folder_samples(data):
+    """(path, label) for DATA/<class>/**/image, label = index of the class in sorted order."""
+    classes = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
+    samples = [(path, label) for label, name in enumerate(classes) for path in find_images(os.path.join(data, name))]
+    return samples, len(classes)
+
+
+def labels_file_samples(data, labels):
+    """(path, label) from lines 'relative/path label_index' (blank lines and # comments ignored)."""
+    samples = []
+    with open(labels) as f:
+        for number, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.rsplit(None, 1)
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f"--labels: line {number} of {labels!r} is not 'relative/path label_index': {line!r}")
+            samples.append((os.path.join(data, parts[0]), int(parts[1])))
+    return samples, len({label for _, label in samples})
+
+
+def spread(samples, limit):
+    """``limit`` samples evenly spaced over the sorted list, so a quick run still sees every class."""
+    if not limit or limit >= len(samples):
+        return samples
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, limit).round().astype(int)]
+
+
+def _topk(scores, labels, k):
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return int(np.sum(np.any(top == np.asarray(labels)[:, None], axis=1)))
+
+
+def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True):
+    """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA; the .tflite model alone is fed
+    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise."""
+    if model is None and tflite is None:
+        raise ValueError("evaluate: give a Keras model and/or a .tflite file")
+    if not os.path.isdir(data):
+        raise ValueError(f"DATA: no such folder: {data!r}")
+    if tflite is not None and not os.path.isfile(tflite):
+        raise ValueError(f"--tflite: no such file: {tflite!r}")
+    samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
+    if not samples:
+        raise ValueError(f"DATA: no JPEG/PNG images found in class folders of {data!r}")
+    samples = spread(samples, limit)
+
+    interpreter = make_interpreter(model_path=tflite, num_threads=2) if tflite else None
+    if model is not None:
+        from convert.converter import input_size_of
+
+        size = input_size_of(model, input_size)
+        pixels = takes_pixels(model)
+    else:
+        size = tuple(int(s) for s in interpreter.get_input_details()[0]["shape"][1:3])
+        pixels = True
+    outputs = {"keras": [], "tflite": []}
+    kept, skipped = [], 0
+    batch, batch_labels = [], []
+
+    def flush():
+        inputs = model_inputs(np.stack(batch), pixels)
+        if model is not None:
+            outputs["keras"].append(np.asarray(model.predict(inputs, verbose=0)).reshape(len(batch), -1))
+        if interpreter is not None:
+            outputs["tflite"].append(predict(interpreter, inputs).reshape(len(batch), -1))
+        kept.extend(batch_labels)
+        batch.clear()
+        batch_labels.clear()
+
+    for path, label in progress(samples, len(samples), "evaluating", enabled=show_progress):
+        try:
+            batch.append(load_image(path, size))
+        except ValueError:
+            skipped += 1
+            continue
+        batch_labels.append(label)
+        if len(batch) == BATCH:
+            flush()
+    if batch:
+        flush()
+    if not kept:
+        raise ValueError(f"DATA: none of the {skipped} images in {data!r} could be decoded")
+
+    report = {"data": os.fspath(data), "images": len(kept), "skipped": skipped, "classes": classes,
+              "input_size": list(size), "models": []}
+    for kind, name in (("keras", model.name if model is not None else None), ("tflite", tflite)):
+        if not outputs[kind]:
+            continue
+        scores = np.concatenate(outputs[kind])
+        if max(kept) >= scores.shape[1]:
+            raise ValueError(f"label {max(kept)} is out of range for a model with {scores.shape[1]} outputs")
+        report["models"].append({"kind": kind, "name": os.fspath(name),
+                                 "top1_pct": 100.0 * _topk(scores, kept, 1) / len(kept),
+                                 "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept)})
+    if len(report["models"]) == 2:
+        keras_result, tflite_result = report["models"]
+        report["drop"] = {k: tflite_result[k] - keras_result[k] for k in ("top1_pct", "top5_pct")}
+    return report

@@ -1,0 +1,91 @@
+"""The conversion/evaluation report: a table for people, JSON (same content) for scripts."""
+import json
+
+from convert.output import write_atomic
+
+# Below these the int8 model is flagged: the known GhostNet failure is a silent collapse, so say it.
+MIN_TOP1_AGREEMENT_PCT = 90.0
+MIN_SQNR_DB = 15.0
+# A float model whose top output averages under this many times 1/classes is treated as untrained.
+UNTRAINED_PEAK_FACTOR = 4.0
+
+
+def fidelity_warnings(report):
+    fidelity = report.get("fidelity")
+    if report.get("quantize") == "float32" or not fidelity:
+        return []
+    poor = []
+    if fidelity["top1_agreement_pct"] < MIN_TOP1_AGREEMENT_PCT:
+        poor.append(f"top-1 agreement {fidelity['top1_agreement_pct']:.1f} % < {MIN_TOP1_AGREEMENT_PCT:g} %")
+    if fidelity["sqnr_db"] is not None and fidelity["sqnr_db"] < MIN_SQNR_DB:
+        poor.append(f"SQNR {fidelity['sqnr_db']:.1f} dB < {MIN_SQNR_DB:g} dB")
+    if not poor:
+        return []
+    if fidelity["reference_peak_mean"] < UNTRAINED_PEAK_FACTOR / fidelity["classes"]:
+        return [f"{report['quantize']} fidelity cannot be judged ({'; '.join(poor)}): the float model's outputs are "
+                "near-uniform (untrained weights?), below what an 8-bit output resolves; pass trained --weights"]
+    return [f"{report['quantize']} fidelity is poor ({'; '.join(poor)}): the quantized model disagrees with "
+            "the float model; calibrate on real images of the target domain and check --per-layer"]
+
+
+def write_json(report, path):
+    write_atomic(path, (json.dumps(report, indent=2, default=str) + "\n").encode())
+
+
+def _quant(detail):
+    text = f"{detail['dtype']} {detail['shape']}"
+    if detail["scale"] is not None:
+        text += f" scale {detail['scale']:.6g} zero-point {detail['zero_point']}"
+    return text
+
+
+def _check(ok):
+    return "ok" if ok else "FAIL"
+
+
+def format_conversion(report):
+    """The human-readable table of a ``ghostnet convert`` report."""
+    audit, seconds = report["audit"], report["seconds"]
+    lines = [f"{report['model']['name']} -> {report['output']['path']}  "
+             f"({report['quantize']}, io {report['io']}, input {report['model']['input_size']})",
+             f"  {'size':<22}{report['output']['size_bytes']:,} bytes",
+             f"  {'conversion time':<22}{seconds['total']:.1f} s (export {seconds['export']:.1f} s, "
+             f"convert{' + calibration' if report['calibration'] else ''} {seconds['convert']:.1f} s)"]
+    if report["calibration"]:
+        cal = report["calibration"]
+        lines.append(f"  {'calibration':<22}{cal['count']} images from {cal['source']}"
+                     f" ({cal['skipped']} unreadable skipped){'; input range pinned to [0, 255]' if cal['range_anchored'] else ''}")
+    lines += [f"  {'input':<22}{_quant(audit['input'])}", f"  {'output':<22}{_quant(audit['output'])}"]
+    if report.get("input_note"):
+        lines.append(f"  {'':<22}{report['input_note']}")
+    if audit["int8"] is not None:
+        lines.append(f"  {'all ops int8':<22}{_check(audit['int8']['ok'])} ({audit['op_count']} ops)")
+        lines += [f"    {o['op']} #{o['op_index']}: {o['reason']}: {o['tensor']}" for o in audit["int8"]["offenders"]]
+    for check, result in audit["hygiene"].items():
+        lines.append(f"  {check.replace('_', ' '):<22}{_check(result['ok'])}")
+        lines += [f"    {o['ops']}: {o['tensor']}" for o in result["offenders"]]
+    lines.append(f"  {'ops':<22}" + ", ".join(f"{name} {count}" for name, count in audit["ops"].items()))
+    fidelity = report["fidelity"]
+    lines += [f"  fidelity vs Keras float on {fidelity['images']} images from {report['eval_images']['source']} "
+              "(none used for calibration)",
+              f"    {'top-1 agreement':<20}{fidelity['top1_agreement_pct']:.1f} %",
+              f"    {'mean cosine':<20}{fidelity['cosine_mean']:.6f}",
+              f"    {'max abs error':<20}{fidelity['max_abs_error']:.3g}",
+              f"    {'SQNR':<20}" + ("identical" if fidelity["sqnr_db"] is None else f"{fidelity['sqnr_db']:.1f} dB")]
+    if report.get("per_layer"):
+        lines.append("  per-layer quantization error, worst first (RMSE / scale):")
+        lines += [f"    {row['rmse_over_scale']:8.3f}  {row['op']:<18} {row['tensor']}" for row in report["per_layer"][:15]]
+    lines += [f"WARNING: {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def format_evaluation(report):
+    """Top-1/top-5 side by side, with the drop of the .tflite model vs the Keras float model."""
+    lines = [f"{report['images']} images, {report['classes']} classes from {report['data']}"
+             f"{' (' + str(report['skipped']) + ' unreadable skipped)' if report['skipped'] else ''}",
+             f"  {'model':<40}{'top-1 %':>9}{'top-5 %':>9}"]
+    for entry in report["models"]:
+        lines.append(f"  {entry['name']:<40}{entry['top1_pct']:9.2f}{entry['top5_pct']:9.2f}")
+    if report.get("drop"):
+        lines.append(f"  {'drop (tflite - keras)':<40}{report['drop']['top1_pct']:+9.2f}{report['drop']['top5_pct']:+9.2f}")
+    return "\n".join(lines)
