@@ -4,8 +4,11 @@ subcommand into it through ``register(bench_sub)``. To add one (e.g. ``compare``
 import argparse
 import importlib
 
+from android_bench import results
+
 # Modules whose ``register(bench_sub)`` adds a ``bench`` subcommand, in help order.
-BENCH_MODULES = ("android_bench.adb_runner", "android_bench.local_runner")
+BENCH_MODULES = ("android_bench.adb_runner", "android_bench.local_runner", "android_bench.compare",
+                 "android_bench.report")
 
 
 def register(sub):
@@ -51,8 +54,6 @@ def _fmt(value, scale=1.0, unit=""):
 
 def emit(record, json_lines):
     """Append the record (if a file was given) before printing, so what was printed is also on disk."""
-    from android_bench import results
-
     if json_lines:
         results.append_record(json_lines, record)
     stats = record["stats"]
