@@ -1,0 +1,322 @@
+"""The converter: every mode on a tiny GhostModule model (in process), one full-size GhostNet-1.0x/224 int8
+conversion through the CLI (subprocess, as the benchmark calls it), the int8 audit, fidelity, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers, ops
+
+from convert import convert_and_verify, convert_model
+from convert.calibration import image_source, synthetic_images
+from convert.runtime import make_interpreter
+from ghostnet_tf.cli import main
+from ghostnet_tf.layers import GhostModule
+from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
+
+SIZE = (32, 32)
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+@keras.saving.register_keras_serializable(package="test_convert")
+class Sine(layers.Layer):
+    """An op TFLite has only in float: the converter leaves it float32 inside an int8 graph."""
+
+    def call(self, x):
+        return ops.sin(x)
+
+
+def tiny_model(preprocessing=True, extra_layer=None, classes=10):
+    """A small network built from GhostModule (the issue: 'any Keras model built with GhostModule')."""
+    inputs = keras.Input((*SIZE, 3), name="image")
+    x = normalization_layer()(inputs) if preprocessing else inputs
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    if extra_layer is not None:
+        x = extra_layer(x)
+    x = GhostModule(16, name="ghost1")(x)
+    x = GhostModule(128, use_relu=False, name="ghost2")(x)  # big enough for dynamic-range quantization
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inputs, x, name="tiny")
+
+
+def write_image(path, array):
+    array = tf.constant(np.asarray(array, np.uint8))
+    data = tf.io.encode_png(array) if str(path).endswith(".png") else tf.io.encode_jpeg(array)
+    tf.io.write_file(str(path), data)
+
+
+MODES = [("float32", "float32"), ("float16", "float32"), ("dynamic", "float32"),
+         ("int8", "int8"), ("int8", "uint8"), ("int8", "float32")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def reports(model, tmp_path_factory):
+    """One conversion per mode of the same tiny model, shared by the tests below."""
+    out = tmp_path_factory.mktemp("modes")
+    return {(q, io): convert_and_verify(model, out / f"{q}_{io}.tflite", quantize=q, io=io, calibration_steps=16,
+                                        eval_count=16, show_progress=False)
+            for q, io in MODES}
+
+
+def keras_and_tflite(model, path, images):
+    """Outputs of Keras and of the .tflite file on the same pixels, computed here with the raw interpreter."""
+    interpreter = make_interpreter(model_path=path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        x = image[None]
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            x = np.round(x / scale + zero)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])[0].astype(np.float64)
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y - zero) * scale
+        results.append(y)
+    return model.predict(images, verbose=0), np.stack(results)
+
+
+@pytest.mark.parametrize("quantize,io", MODES)
+def test_every_mode_converts_and_runs(reports, quantize, io):
+    report = reports[(quantize, io)]
+    interpreter = make_interpreter(model_path=report["output"]["path"])
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    expected_dtype = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}[io]
+    assert inp["dtype"] == expected_dtype and out["dtype"] == expected_dtype
+    assert list(inp["shape"]) == [1, *SIZE, 3]  # batch fixed to 1
+    assert report["output"]["size_bytes"] == os.path.getsize(report["output"]["path"])
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    if quantize == "float32":
+        assert "int8" not in dtypes and "float16" not in dtypes
+    elif quantize == "float16":
+        assert "float16" in dtypes
+    elif quantize == "dynamic":
+        assert "int8" in dtypes and "float32" in dtypes
+    assert report["seconds"]["total"] > 0 and report["seconds"]["export"] > 0
+    assert all(check["ok"] for check in report["audit"]["hygiene"].values()), report["audit"]["hygiene"]
+
+
+def test_int8_graph_has_only_int8_tensors(reports):
+    """Checked here from the interpreter's tensor list, not through the audit code."""
+    for io in ("int8", "uint8", "float32"):
+        report = reports[("int8", io)]
+        interpreter = make_interpreter(model_path=report["output"]["path"], use_xnnpack=False)
+        edges = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+        ops_ = interpreter._get_ops_details()
+        inner = [t for op in ops_ for t in [*op["inputs"], *op["outputs"]] if t >= 0 and t not in edges]
+        details = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+        kinds = {details[t] for t in inner}
+        assert kinds <= {"int8", "int32"}, (io, kinds)
+        converters = [op for op in ops_ if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
+        assert len(converters) == {"int8": 0, "uint8": 2, "float32": 2}[io]
+        assert report["audit"]["int8"] == {"ok": True, "offenders": []}
+        assert report["audit"]["ops"]["CONV_2D"] == 3  # stem + two GhostModule primary convs: BN folded
+
+
+def test_uint8_input_takes_raw_pixels(model, reports):
+    report = reports[("int8", "uint8")]
+    interpreter = make_interpreter(model_path=report["output"]["path"])
+    assert interpreter.get_input_details()[0]["quantization"] == (1.0, 0)
+    assert report["audit"]["input"]["scale"] == 1.0 and report["audit"]["input"]["zero_point"] == 0
+    assert "straight in" in report["input_note"]
+    # int8 input: the same scale, zero-point -128
+    assert reports[("int8", "int8")]["audit"]["input"]["zero_point"] == -128
+    pixels = synthetic_images(8, SIZE, seed=7).images
+    reference, converted = keras_and_tflite(model, report["output"]["path"], pixels)
+    cosine = np.sum(reference * converted, 1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(converted, axis=1)
+    assert cosine.min() > 0.95
+
+
+def test_fidelity_report(model, reports):
+    fields = {"images", "top1_agreement_pct", "cosine_mean", "max_abs_error", "sqnr_db", "reference_peak_mean",
+              "classes"}
+    for report in reports.values():
+        assert fields <= set(report["fidelity"]) and report["fidelity"]["images"] == 16
+        assert report["eval_images"]["source"] == "built-in"
+        assert 0 <= report["fidelity"]["top1_agreement_pct"] <= 100
+        assert -1.0 <= report["fidelity"]["cosine_mean"] <= 1.0 + 1e-9
+        json.dumps(report, allow_nan=False, default=str)  # machine-readable: no NaN/inf
+    float32 = reports[("float32", "float32")]
+    reference, converted = keras_and_tflite(model, float32["output"]["path"], synthetic_images(4, SIZE, 1).images)
+    assert np.abs(reference - converted).max() < 1e-5
+    assert float32["fidelity"]["max_abs_error"] < 1e-5 and float32["fidelity"]["top1_agreement_pct"] == 100.0
+    int8 = reports[("int8", "int8")]["fidelity"]
+    assert int8["max_abs_error"] > float32["fidelity"]["max_abs_error"]  # reported, not assumed equal
+    assert int8["sqnr_db"] < float32["fidelity"]["sqnr_db"]
+
+
+def test_calibration_and_eval_sets_differ():
+    calibration = image_source(None, SIZE, 4, "--calibration", seed=0)
+    evaluation = image_source(None, SIZE, 4, "--eval-images", seed=1)
+    again = image_source(None, SIZE, 4, "--calibration", seed=0)
+    np.testing.assert_array_equal(calibration.images, again.images)  # deterministic
+    assert not any(np.array_equal(a, b) for a in calibration.images for b in evaluation.images)
+    assert calibration.images.min() == 0 and calibration.images.max() == 255
+
+
+def test_resize_and_crop_geometry(tmp_path):
+    """A 100x200 image, black left half, white right: short side -> 36 (32/0.875), crop the center 32x32."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, 100:] = 255
+    out = resize_and_crop(image, (32, 32))
+    assert out.shape == (32, 32, 3) and out.dtype == np.float32
+    # The resized image is 36x72: the crop spans columns 20..51, the edge at 36 lands on crop column 16.
+    assert (out[:, :14] == 0).all() and (out[:, 18:] == 255).all()
+    write_image(tmp_path / "a.png", image)
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png", (32, 32)), out)
+
+
+def test_calibration_folder_skips_corrupt_images(model, tmp_path):
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(folder / f"{i}.{'png' if i % 2 else 'jpg'}", rng.integers(0, 256, (40, 48, 3)))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    images = image_source(str(tmp_path / "photos"), SIZE, 10, "--calibration", seed=0)
+    assert images.images.shape == (3, *SIZE, 3) and images.skipped == 1
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.zeros((4, 16, 16, 3), np.uint8), "shape"),
+    (np.zeros((4, 32, 32, 3), np.int64), "dtype"),
+    (np.full((4, 32, 32, 3), 300.0, np.float32), "expected pixel values in [0, 255]"),
+    (np.full((4, 32, 32, 3), 0.5, np.float32), "[0, 1]"),
+    (np.full((4, 32, 32, 3), -1.0, np.float32), "normalized"),
+])
+def test_bad_calibration_arrays(tmp_path, array, message):
+    path = tmp_path / "cal.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match="--calibration") as info:
+        image_source(str(path), SIZE, 10, "--calibration", seed=0)
+    assert message in str(info.value)
+
+
+def test_calibration_npz(tmp_path):
+    np.savez(tmp_path / "one.npz", images=np.full((3, 32, 32, 3), 7, np.uint8), other=np.zeros(3))
+    assert image_source(str(tmp_path / "one.npz"), SIZE, 10, "--calibration", seed=0).images.shape[0] == 3
+    np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.zeros(3))
+    with pytest.raises(ValueError, match="expected one array"):
+        image_source(str(tmp_path / "two.npz"), SIZE, 10, "--calibration", seed=0)
+
+
+def test_float_only_op_is_named_and_nothing_written(tmp_path):
+    path = tmp_path / "sine.tflite"
+    with pytest.raises(ValueError, match="SIN") as info:
+        convert_model(tiny_model(extra_layer=Sine(name="sine")), path, quantize="int8", calibration_steps=4,
+                      show_progress=False)
+    assert "nothing written" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    out = tmp_path_factory.mktemp("keras")
+    tiny_model().save(out / "pixels.keras")
+    tiny_model(preprocessing=False).save(out / "normalized.keras")
+    return out
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli_error(capsys, *argv):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("ghostnet: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_cli_bad_input(capsys, tmp_path, saved_models):
+    pixels, normalized = str(saved_models / "pixels.keras"), str(saved_models / "normalized.keras")
+    out = str(tmp_path / "m.tflite")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "x.png").write_bytes(b"\x89PNG broken")
+    cases = [
+        (["--keras-model", pixels, "-o", out, "--calibration", str(empty)], "--calibration: no JPEG/PNG"),
+        (["--keras-model", pixels, "-o", out, "--calibration", str(corrupt)], "could be decoded"),
+        (["--keras-model", normalized, "-o", out, "--io", "uint8"], "--io uint8"),
+        (["--keras-model", pixels, "-o", str(tmp_path / "missing" / "m.tflite")], "--output"),
+        (["--keras-model", pixels, "-o", str(tmp_path)], "is a directory"),
+        (["--keras-model", pixels, "-o", out, "--report", str(tmp_path / "no" / "r.json")], "--report"),
+        (["--keras-model", str(tmp_path / "nope.keras"), "-o", out], "--keras-model"),
+        (["--keras-model", pixels, "--weights", "w.safetensors", "-o", out], "--weights"),
+        (["--keras-model", pixels, "-o", out, "--quantize", "float16", "--io", "int8"], "--io int8"),
+        (["--keras-model", pixels, "-o", out, "--input-size", "64"], "--input-size"),
+        (["--keras-model", pixels, "-o", out, "--calibration", str(tmp_path / "nothing")], "no such file"),
+    ]
+    for argv, message in cases:
+        assert message in cli_error(capsys, "convert", "--no-progress", *argv), argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt", "empty"]  # nothing half-written
+
+
+def test_cli_keras_model_with_npy_calibration(capsys, tmp_path, saved_models):
+    # Dim images (50..177): the input range is pinned to [0, 255] anyway, so uint8 input stays scale 1.
+    np.save(tmp_path / "cal.npy", (50 + synthetic_images(6, SIZE, seed=3).images / 2).astype(np.uint8))
+    code, out, err = run_cli(capsys, "convert", "--keras-model", str(saved_models / "pixels.keras"),
+                             "-o", str(tmp_path / "m.tflite"), "--io", "uint8", "--calibration",
+                             str(tmp_path / "cal.npy"), "--eval-count", "4", "--report", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert "all ops int8" in out and "raw uint8 camera pixels" in out
+    assert "calibrating" in err  # progress on stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["calibration"] == {"source": str(tmp_path / "cal.npy"), "count": 6, "skipped": 0,
+                                     "range_anchored": True}
+    assert report["audit"]["input"]["scale"] == 1.0 and report["audit"]["input"]["zero_point"] == 0
+    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def full_size(tmp_path_factory):
+    """The one full-size conversion: GhostNet-1.0x at 224, int8, via the CLI in its own process."""
+    out = tmp_path_factory.mktemp("full")
+    proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--width", "1.0", "-o", str(out / "g.tflite"),
+                           "--calibration-steps", "8", "--eval-count", "4", "--json", "--no-progress"],
+                          capture_output=True, text=True, env=ENV, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "g.tflite", json.loads(proc.stdout), proc.stderr
+
+
+def test_full_size_ghostnet_int8(full_size):
+    path, report, stderr = full_size
+    assert "warning: no --calibration given" in stderr
+    assert report["model"]["name"] == "ghostnet_100" and report["model"]["input_size"] == [224, 224]
+    assert report["audit"]["int8"]["ok"] and report["audit"]["op_count"] > 150
+    assert all(check["ok"] for check in report["audit"]["hygiene"].values()), report["audit"]["hygiene"]
+    # Independent of the audit code: every tensor of the file is int8 or int32 (io int8).
+    interpreter = make_interpreter(model_path=path, use_xnnpack=False)
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
+    assert interpreter.get_input_details()[0]["quantization"] == (1.0, -128)
+    # ~5.2 M parameters as int8 weights: between 4 and 8 MB.
+    assert 4e6 < os.path.getsize(path) == report["output"]["size_bytes"] < 8e6
+    assert report["fidelity"]["images"] == 4 and report["warnings"]
+
+
+def test_cli_error_in_subprocess_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--width", "0.5", "--input-size", "32",
+                           "-o", str(tmp_path / "m.tflite"), "--calibration", str(tmp_path)],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("python -m convert: error: --calibration: no JPEG/PNG")
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []
