@@ -2,7 +2,7 @@
 
 Python API (imported on first use, so the ``ghostnet`` CLI starts without TensorFlow)::
 
-    from convert import convert_model, convert_and_verify, verify, evaluate
+    from convert import convert_model, convert_and_verify, verify_model, evaluate
     conversion = convert_model(model, "m.tflite", quantize="int8", io="uint8", calibration="photos/")
     report = convert_and_verify(model, "m.tflite", quantize="int8")   # what `ghostnet convert` reports
 """
@@ -16,9 +16,8 @@ _EXPORTS = {
     "convert_bytes": "convert.converter",
     "Conversion": "convert.converter",
     "convert_and_verify": "convert.api",
-    "verify": "convert.api",
-    "audit": "convert.verify",
-    "evaluate": "convert.evaluate",
+    "verify_model": "convert.api",
+    "evaluate": "convert.evaluation",
     "load_keras_model": "convert.source",
     "make_interpreter": "convert.runtime",
 }

@@ -1,7 +1,7 @@
 """The converter's Python API in one call: convert, audit, measure fidelity, report."""
 import time
 
-from convert import verify as _verify
+from convert import verify
 from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
 from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
 from convert.report import fidelity_warnings
@@ -22,7 +22,7 @@ def input_note(audit, pixels):
     return f"quantize the input as round(x / {scale:.6g}) + {zero}"
 
 
-def verify(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT, input_size=None,
+def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT, input_size=None,
            show_progress=True):
     """Audit a .tflite model (bytes or path) and compare it with ``keras_model`` on held-out images
     (folder, .npy/.npz, array, or None for the built-in set that calibration never uses)."""
@@ -32,12 +32,12 @@ def verify(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_
     size = input_size_of(keras_model, input_size)
     pixels = takes_pixels(keras_model)
     images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress)
-    audit = _verify.audit(content, quantize)
+    audit = verify.audit(content, quantize)
     return {
         "audit": audit,
         "input_note": input_note(audit, pixels),
         "eval_images": images.describe(),
-        "fidelity": _verify.fidelity(content, keras_model, model_inputs(images.images, pixels), show_progress),
+        "fidelity": verify.fidelity(content, keras_model, model_inputs(images.images, pixels), show_progress),
     }
 
 
@@ -50,7 +50,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
                                show_progress)
     with open(conversion.path, "rb") as f:
         content = f.read()
-    checked = verify(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress)
+    checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress)
     report = {
         "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
                   "takes_pixels": conversion.takes_pixels, "params": int(model.count_params())},
@@ -66,7 +66,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     if per_layer:
         if quantize != "int8":
             raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
-        report["per_layer"] = _verify.per_layer_errors(model, conversion.input_size, calibration,
+        report["per_layer"] = verify.per_layer_errors(model, conversion.input_size, calibration,
                                                         calibration_steps, eval_images, show_progress)
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "

@@ -107,7 +107,7 @@ def convert_command(args):
 
 
 def eval_command(args):
-    from convert.evaluate import evaluate
+    from convert.evaluation import evaluate
     from convert.report import format_evaluation
     from convert.source import load_keras_model
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convert import IO_TYPES, QUANTIZE_MODES, verify
+from convert import IO_TYPES, QUANTIZE_MODES
+from convert.verify import EDGE_OPS, audit
 from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
 from convert.output import check_writable, write_atomic
 from convert.progress import progress
@@ -157,7 +158,7 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
 
 def int8_failure(offenders):
     """Name the ops that stayed float (the converter wraps them in DEQUANTIZE/QUANTIZE) in one line."""
-    float_ops = [o for o in offenders if o["op"] not in verify.EDGE_OPS] or offenders
+    float_ops = [o for o in offenders if o["op"] not in EDGE_OPS] or offenders
     named, seen = [], set()
     for o in float_ops:
         if o["op_index"] not in seen:
@@ -176,8 +177,8 @@ def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
     """
     check_writable(out_path, "--output")
     content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress)
-    audit = verify.audit(content, details["quantize"])
-    if audit["int8"] is not None and not audit["int8"]["ok"]:
-        raise ValueError(int8_failure(audit["int8"]["offenders"]))
+    checked = audit(content, details["quantize"])
+    if checked["int8"] is not None and not checked["int8"]["ok"]:
+        raise ValueError(int8_failure(checked["int8"]["offenders"]))
     write_atomic(out_path, content)
-    return Conversion(path=Path(out_path), size_bytes=len(content), audit=audit, **details)
+    return Conversion(path=Path(out_path), size_bytes=len(content), audit=checked, **details)
