@@ -26,6 +26,8 @@ A record (``schema == "ghostnet-bench/1"``)::
     op_profile  [{node_type, nodes, avg_ms, percent, times_called}] (adb --op-profile) or null
     thermal     adb: {status_before, status_after_wait, waited_s, cool} ; null for local
     raw_output  benchmark_model's full output (adb, for audit); null for local
+    label       optional, set by ``bench compare``: {name, precision, round, params, macs, top1,
+                top1_agreement, conversion_s}; the report groups rounds by name and precision
 """
 import datetime
 import json
@@ -112,6 +114,10 @@ def validate_record(record):
             raise ValueError(f"benchmark record's stats.{key} is {value!r}, not a number")
     if not _is_number(stats.get("mean_us")):
         raise ValueError("benchmark record's stats lack mean_us")
+    label = record.get("label")
+    if label is not None and not (isinstance(label, dict) and isinstance(label.get("name"), str)
+                                  and isinstance(label.get("precision"), str)):
+        raise ValueError("benchmark record's label must be an object with name and precision")
 
 
 def append_record(path, record):

@@ -68,7 +68,7 @@ def test_end_to_end(models, binary, phone, tmp_path, capsys):
     # Files pushed to /data/local/tmp, binary made executable, both runs pinned to the big cores.
     log = calls(root)
     pushes = [c[4] for c in log if c[2:3] == ["push"]]
-    assert pushes == ["/data/local/tmp/tiny_int8.tflite", "/data/local/tmp/android_aarch64_benchmark_model"]
+    assert pushes == ["/data/local/tmp/android_aarch64_benchmark_model", "/data/local/tmp/tiny_int8.tflite"]
     assert any(c[2:] == ["shell", "chmod 755 /data/local/tmp/android_aarch64_benchmark_model"] for c in log)
     assert open(os.path.join(root, "taskset.log")).read().split() == ["f0", "f0"]
     # A second session finds identical files on the device and does not push them again.

@@ -1,0 +1,204 @@
+"""``ghostnet bench compare``: the zoo converted to float32 and int8 (one process per conversion, cached by a
+hash of model and options), benchmarked round by round (A B C A B C ...) so machine drift hits all alike,
+then reported. ``make run`` is this command on the local CPU."""
+import argparse
+import concurrent.futures
+import datetime
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+from android_bench import report, results, zoo
+from android_bench.adb_runner import add_device_options, session_from_args
+from android_bench.cli import integer_at_least, parse_positive_list
+from android_bench.local_runner import run_local
+from ghostnet_tf.cli import parse_size, parse_width
+
+PRECISIONS = ("float32", "int8")
+DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": 100, "eval_count": 16}
+QUICK = {"runs": 10, "warmup": 2, "rounds": 1, "calibration_steps": 8, "eval_count": 4}
+QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _versions():
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("ghostnet-tf", "tensorflow", "keras")}
+
+
+def cache_key(entry, input_size, precision, options):
+    """Hash of everything that changes the converted file, so a rerun reuses it and a change does not."""
+    payload = {"model": [entry.name, entry.family, entry.width], "input_size": list(input_size),
+               "precision": precision, "calibration_steps": options["calibration_steps"],
+               "weights": options.get("weights_sha256"), "versions": _versions()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_source(entry, input_size, cache_dir, weights=None):
+    """Save the Keras model once as ``.keras`` (the converters' input) with its params and MACs beside it."""
+    from convert.output import write_atomic
+    from ghostnet_tf import profile
+
+    stem = os.path.join(cache_dir, f"{entry.name}-{input_size[0]}x{input_size[1]}")
+    meta_path = stem + ".json"
+    if os.path.exists(meta_path) and os.path.exists(stem + ".keras"):
+        with open(meta_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    model = entry.build(input_size, weights)
+    info = profile(model)
+    tmp = f"{stem}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, stem + ".keras")
+    meta = {"keras_model": stem + ".keras", "params": info["params"], "macs": info["macs"]}
+    write_atomic(meta_path, json.dumps(meta).encode())
+    return meta
+
+
+def _convert_one(keras_model, out_path, precision, options):
+    """One conversion in its own process (TF's converter leaks memory per call); returns its JSON report."""
+    report_path = out_path[: -len(".tflite")] + ".report.json"
+    command = [sys.executable, "-m", "convert", "convert", "--keras-model", keras_model, "-o", out_path,
+               "--quantize", precision, "--report", report_path, "--no-progress",
+               "--eval-count", str(options["eval_count"])]
+    if precision == "int8":
+        command += ["--calibration-steps", str(options["calibration_steps"])]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"converting {os.path.basename(keras_model)} to {precision} failed:\n{tail}")
+    with open(report_path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def convert_zoo(entries, input_size, cache_dir, options, jobs=2):
+    """{(name, precision): {"path", "report", "meta"}}; converted files already in the cache are reused."""
+    os.makedirs(cache_dir, exist_ok=True)
+    metas = {e.name: prepare_source(e, input_size, cache_dir, options.get("weights")) for e in entries}
+    work, done = [], {}
+    for entry in entries:
+        for precision in PRECISIONS:
+            key = cache_key(entry, input_size, precision, options)
+            path = os.path.join(cache_dir, f"{entry.name}-{precision}-{key}.tflite")
+            done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
+            if os.path.exists(path) and os.path.exists(path[: -len(".tflite")] + ".report.json"):
+                continue
+            work.append((entry, precision, path))
+    cached = len(done) - len(work)
+    _log(f"compare: {len(done)} models to benchmark, {cached} already converted in {cache_dir}, "
+         f"{len(work)} to convert ({jobs} at a time)")
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_convert_one, metas[e.name]["keras_model"], p, precision, options): (e, precision)
+                   for e, precision, p in work}
+        for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            entry, precision = futures[future]
+            future.result()
+            _log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
+                 f"({time.perf_counter() - start:.0f} s elapsed)")
+    for item in done.values():
+        with open(item["path"][: -len(".tflite")] + ".report.json", encoding="utf-8") as handle:
+            item["report"] = json.load(handle)
+    return done
+
+
+def _label(entry, precision, item, round_index):
+    fidelity = item["report"].get("fidelity") or {}
+    return {"name": entry.name, "precision": precision, "round": round_index, "params": item["meta"]["params"],
+            "macs": item["meta"]["macs"], "top1": entry.top1,
+            "top1_agreement": fidelity.get("top1_agreement"), "conversion_s": item["report"]["seconds"]}
+
+
+def benchmark_rounds(entries, converted, threads_list, options, results_path, measure):
+    """Round by round, every (model, precision, threads) once per round; ``measure(path, threads)`` returns
+    a record, which is labelled and appended at once (an interrupted run keeps whole records)."""
+    configs = [(e, p, t) for e in entries for p in PRECISIONS for t in threads_list]
+    for round_index in range(options["rounds"]):
+        _log(f"compare: round {round_index + 1}/{options['rounds']} over {len(configs)} configurations")
+        for entry, precision, threads in configs:
+            item = converted[(entry.name, precision)]
+            record = measure(item["path"], threads)
+            record["label"] = _label(entry, precision, item, round_index)
+            results.append_record(results_path, record)
+
+
+def local_measure(options, use_xnnpack=True):
+    return lambda path, threads: run_local(path, threads=threads, runs=options["runs"], warmup=options["warmup"],
+                                           use_xnnpack=use_xnnpack)
+
+
+def adb_measure(args, options):
+    """Connect to the phone first, so a missing device fails before the conversions."""
+    if not args.benchmark_binary:
+        raise ValueError("--target adb needs --benchmark-binary PATH (benchmark_model built for the phone)")
+    session = session_from_args(args)
+    delegate = "xnnpack" if args.xnnpack else "cpu"
+    return lambda path, threads: session.measure(path, threads, delegate, options["runs"], options["warmup"])
+
+
+def register(bench_sub):
+    p = bench_sub.add_parser("compare", help="convert the model zoo (GhostNet vs MobileNetV2/V3) and benchmark it",
+                             description="Convert GhostNet 0.5/1.0/1.3x and MobileNetV2/V3 to float32 and int8, "
+                                         "benchmark them round by round and write a report.")
+    p.add_argument("--target", choices=("local", "adb"), default="local", help="where to measure (default local)")
+    p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], metavar="A,B",
+                   help=f"subset of the zoo: {', '.join(zoo.ZOO)}")
+    p.add_argument("--width", type=lambda s: [parse_width(w) for w in s.split(",")], metavar="W,W",
+                   help="GhostNet widths (default 0.5,1.0,1.3)")
+    p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
+    p.add_argument("--threads", type=parse_positive_list, default=[], help="thread counts besides 1, e.g. 2,4")
+    p.add_argument("--runs", type=integer_at_least(1), help=f"timed runs per round (default {DEFAULTS['runs']})")
+    p.add_argument("--warmup", type=integer_at_least(0), help=f"warm-up runs per round (default {DEFAULTS['warmup']})")
+    p.add_argument("--rounds", type=integer_at_least(1), help=f"rounds over all models (default {DEFAULTS['rounds']})")
+    p.add_argument("--calibration-steps", type=integer_at_least(1),
+                   help=f"int8 calibration images (default {DEFAULTS['calibration_steps']})")
+    p.add_argument("--jobs", type=integer_at_least(1), default=2, help="conversions at a time (default 2)")
+    p.add_argument("--weights", metavar="PATH", help="GhostNet weights for the GhostNet entries (default random)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {', '.join(QUICK_MODELS)} only, 1 round of {QUICK['runs']} runs")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
+    p.add_argument("--cache-dir", metavar="DIR", default=os.path.join("runs", "cache"),
+                   help="converted models are kept here and reused (default runs/cache)")
+    p.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
+                   help="XNNPACK CPU delegate (default on)")
+    adb_options = p.add_argument_group("--target adb", "the phone, as for `ghostnet bench adb`")
+    add_device_options(adb_options, binary_required=False)
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args):
+    defaults = QUICK if args.quick else DEFAULTS
+    options = {k: v if getattr(args, k, None) is None else getattr(args, k) for k, v in defaults.items()}
+    if args.weights:
+        if not os.path.isfile(args.weights):
+            raise ValueError(f"--weights: no such file: {args.weights}")
+        options["weights"], options["weights_sha256"] = args.weights, _file_sha256(args.weights)
+    entries = zoo.select(args.models or (QUICK_MODELS if args.quick else None), args.width)
+    threads_list = sorted({1, *args.threads})
+    out_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out_dir, exist_ok=True)
+    results_path = os.path.join(out_dir, "results.jsonl")
+    measure = adb_measure(args, options) if args.target == "adb" else local_measure(options, args.xnnpack)
+
+    start = time.perf_counter()
+    converted = convert_zoo(entries, args.input_size, args.cache_dir, options, args.jobs)
+    converted_s = time.perf_counter() - start
+    benchmark_rounds(entries, converted, threads_list, options, results_path, measure)
+    text = report.write_report(results_path, out_dir)
+    print(text)
+    print(f"compare: conversions {converted_s:.0f} s, total {time.perf_counter() - start:.0f} s; "
+          f"results, report.md, report.csv and plots in {out_dir}")

@@ -1,0 +1,211 @@
+"""``ghostnet bench report``: a markdown table, a CSV and PNG plots from a results file, one table per device.
+
+Rounds of the same configuration (model, precision, threads, delegate) are pooled: latency is the median
+of the rounds' medians and p95 the median of their p95s, so one disturbed round cannot move the figure.
+"""
+import csv
+import io
+import os
+import statistics
+from collections import defaultdict
+
+from android_bench import results
+from android_bench.zoo import DEFAULT_BASELINE, ZOO
+
+COLUMNS = ("model", "precision", "threads", "delegate", "params", "macs", "size_bytes", "median_ms", "p95_ms",
+           "rounds", "int8_speedup", "vs_baseline")
+
+
+def device_key(record):
+    """A readable name of the machine a record was measured on."""
+    device = record["device"]
+    if record["mode"] == "adb":
+        return " ".join(str(device.get(k)) for k in ("manufacturer", "model", "soc") if device.get(k)) or "phone"
+    return f"{device.get('hostname', 'host')} ({device.get('cpu_model') or device.get('machine', 'cpu')})"
+
+
+def _label(record):
+    label = record.get("label") or {}
+    name = label.get("name") or os.path.splitext(os.path.basename(record["model"]["path"]))[0]
+    return name, label.get("precision") or record["model"].get("input_dtype", "?")
+
+
+def aggregate(records, baseline=DEFAULT_BASELINE):
+    """{device: [row, ...]} with the COLUMNS of the table, in zoo order then name, precision, threads."""
+    groups = defaultdict(list)
+    for record in records:
+        name, precision = _label(record)
+        groups[(device_key(record), name, precision, record["threads"], record["delegate"])].append(record)
+    tables = defaultdict(list)
+    for (device, name, precision, threads, delegate), group in groups.items():
+        stats = [r["stats"] for r in group]
+        label = group[0].get("label") or {}
+        tables[device].append({
+            "model": name, "precision": precision, "threads": threads, "delegate": delegate,
+            "params": label.get("params"), "macs": label.get("macs"),
+            "size_bytes": group[0]["model"]["size_bytes"],
+            "median_ms": statistics.median(s["median_us"] if s.get("median_us") is not None else s["mean_us"]
+                                           for s in stats) / 1000.0,
+            "p95_ms": _median_or_none(s.get("p95_us") for s in stats),
+            "rounds": len(group), "top1": label.get("top1"),
+        })
+    order = {name: i for i, name in enumerate(ZOO)}
+    for rows in tables.values():
+        rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["model"], r["precision"], r["threads"]))
+        _add_ratios(rows, baseline)
+    return dict(tables)
+
+
+def _median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) / 1000.0 if values else None
+
+
+def _add_ratios(rows, baseline):
+    by_key = {(r["model"], r["precision"], r["threads"], r["delegate"]): r for r in rows}
+    for row in rows:
+        key = (row["precision"], row["threads"], row["delegate"])
+        base = by_key.get((baseline, *key))
+        row["vs_baseline"] = row["median_ms"] / base["median_ms"] if base else None
+        float_row = by_key.get((row["model"], "float32", row["threads"], row["delegate"]))
+        row["int8_speedup"] = (float_row["median_ms"] / row["median_ms"]
+                               if row["precision"] == "int8" and float_row else None)
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(tables, baseline=DEFAULT_BASELINE):
+    out = io.StringIO()
+    for device, rows in tables.items():
+        out.write(f"### {device}\n\n")
+        out.write("| model | precision | threads | params (M) | MACs (M) | size (MB) | median (ms) | p95 (ms) "
+                  f"| int8 speed-up | vs {baseline} |\n|---|---|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            out.write(f"| {r['model']} | {r['precision']} | {r['threads']} | {_fmt(r['params'] and r['params'] / 1e6, '.2f')} "
+                      f"| {_fmt(r['macs'] and r['macs'] / 1e6, '.1f')} | {r['size_bytes'] / 1e6:.2f} "
+                      f"| {r['median_ms']:.2f} | {_fmt(r['p95_ms'], '.2f')} | {_fmt(r['int8_speedup'], '.2f')} "
+                      f"| {_fmt(r['vs_baseline'], '.2f')} |\n")
+        out.write("\n")
+    return out.getvalue()
+
+
+def csv_text(tables):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=("device", *COLUMNS, "top1"), lineterminator="\n")
+    writer.writeheader()
+    for device, rows in tables.items():
+        for row in rows:
+            writer.writerow({"device": device, **row})
+    return out.getvalue()
+
+
+def _png(figure):
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def latency_plot(device, rows):
+    """Grouped bars: median latency per model, one bar per precision (threads 1 when present)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = min(r["threads"] for r in rows)
+    rows = [r for r in rows if r["threads"] == threads]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    precisions = sorted({r["precision"] for r in rows})
+    figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(models) + 2), 4))
+    width = 0.8 / len(precisions)
+    for i, precision in enumerate(precisions):
+        values = {r["model"]: r["median_ms"] for r in rows if r["precision"] == precision}
+        xs = [m + (i - (len(precisions) - 1) / 2) * width for m in range(len(models))]
+        axes.bar(xs, [values.get(m, 0) for m in models], width, label=precision)
+    axes.set_xticks(range(len(models)), [_label_of(m) for m in models], rotation=30, ha="right")
+    axes.set_ylabel("median latency (ms)")
+    axes.set_title(f"{device}, {threads} thread{'s' if threads > 1 else ''}")
+    axes.legend()
+    return _png(figure)
+
+
+def accuracy_plot(device, rows):
+    """Published ImageNet top-1 against measured latency, one line per family (as the GhostNet paper's Fig. 7)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = min(r["threads"] for r in rows)
+    figure, axes = plt.subplots(figsize=(7, 5))
+    families = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["threads"] == threads and r["top1"] is not None:
+            entry = ZOO.get(r["model"])
+            families[entry.family if entry else r["model"]][r["precision"]].append(r)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (family, by_precision) in enumerate(families.items()):
+        color = colors[index % len(colors)]
+        for precision, members in by_precision.items():
+            members.sort(key=lambda r: r["median_ms"])
+            int8 = precision == "int8"
+            axes.plot([r["median_ms"] for r in members], [r["top1"] for r in members], color=color,
+                      marker="s" if int8 else "o", linestyle="-" if int8 else "--", label=f"{family} {precision}")
+            for r in members:
+                axes.annotate(f"{_label_of(r['model'])} {precision}", (r["median_ms"], r["top1"]), fontsize=7,
+                              textcoords="offset points", xytext=(4, 6 if int8 else -12))
+    axes.set_xlabel(f"measured median latency (ms), {threads} thread{'s' if threads > 1 else ''}")
+    axes.set_ylabel("published ImageNet top-1 (%)")
+    axes.set_title(f"Accuracy vs latency on {device}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def _label_of(name):
+    return ZOO[name].label if name in ZOO else name
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")[:60]
+
+
+def write_report(results_path, out_dir, baseline=DEFAULT_BASELINE):
+    """Write report.md, report.csv and per-device PNGs into ``out_dir``; return the markdown."""
+    from convert.output import write_atomic
+
+    records = results.read_records(results_path)
+    if not records:
+        raise ValueError(f"{results_path}: no benchmark records in the file")
+    tables = aggregate(records, baseline)
+    text = markdown(tables, baseline)
+    os.makedirs(out_dir, exist_ok=True)
+    write_atomic(os.path.join(out_dir, "report.md"), text.encode("utf-8"))
+    write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
+    for device, rows in tables.items():
+        suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
+        write_atomic(os.path.join(out_dir, f"latency{suffix}.png"), latency_plot(device, rows))
+        write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
+    return text
+
+
+def register(bench_sub):
+    p = bench_sub.add_parser("report", help="markdown/CSV tables and PNG plots from a results file",
+                             description="Report a JSON-lines results file: report.md, report.csv and plots.")
+    p.add_argument("results", metavar="RESULTS.jsonl", help="results written by bench adb/local/compare")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: the results file's folder)")
+    p.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"model for the ratio column (default {DEFAULT_BASELINE})")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args):
+    if not os.path.isfile(args.results):
+        raise ValueError(f"results file {args.results!r} does not exist")
+    out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
+    print(write_report(args.results, out_dir, args.baseline))
+    print(f"report: report.md, report.csv and plots in {out_dir}")
