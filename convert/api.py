@@ -45,6 +45,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, description=None, show_progress=True):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
+    if per_layer and quantize != "int8":
+        raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
                                show_progress)
@@ -64,10 +66,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "warnings": [],
     }
     if per_layer:
-        if quantize != "int8":
-            raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
         report["per_layer"] = verify.per_layer_errors(model, conversion.input_size, calibration,
-                                                        calibration_steps, eval_images, show_progress)
+                                                        calibration_steps, eval_images, eval_count, show_progress)
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
                                   "domain (--calibration DIR) give better int8 accuracy")

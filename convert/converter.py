@@ -79,7 +79,7 @@ def calibration_inputs(images, pixels):
     return inputs, anchored
 
 
-def _configure(converter, quantize, io, representative_dataset):
+def configure(converter, quantize, io, representative_dataset):
     import tensorflow as tf
 
     if quantize != "float32":
@@ -104,13 +104,12 @@ def export_saved_model(model, input_size, directory):
 
 
 def _converter_error(exc):
-    """One line naming the op the converter could not quantize, instead of an MLIR dump."""
+    """One line naming the TensorFlow ops that have no TFLite builtin kernel, instead of an MLIR dump."""
     text = str(exc)
-    ops = sorted(set(re.findall(r"'(tfl\.\w+|tf\.\w+)' op", text)) |
-                 set(re.findall(r"not yet supported for op: '?([\w.]+)'?", text, re.IGNORECASE)))
+    ops = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)))
     if ops:
-        return (f"the model cannot be converted fully to int8: no int8 kernel for {', '.join(ops)} "
-                "(use --quantize dynamic or float16, or replace that layer)")
+        return (f"TFLite conversion failed: no TFLite builtin op for {', '.join(ops)}; "
+                "replace the layer that uses it")
     lines = [line.strip() for line in text.splitlines() if "error" in line.lower()] or [text.strip()]
     return f"TFLite conversion failed: {lines[0][:300]}"
 
@@ -145,7 +144,7 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         export_saved_model(model, size, directory)
         exported = time.perf_counter()
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        _configure(converter, quantize, io, representative_dataset)
+        configure(converter, quantize, io, representative_dataset)
         try:
             content = converter.convert()
         except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line

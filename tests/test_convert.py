@@ -223,6 +223,30 @@ def test_float_only_op_is_named_and_nothing_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+class InverseErf(layers.Layer):
+    """A TensorFlow op with no TFLite builtin at all."""
+
+    def call(self, x):
+        return ops.erfinv(ops.tanh(x) * 0.5)
+
+
+def test_op_without_tflite_kernel_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no TFLite builtin op for tf.Erfinv"):
+        convert_model(tiny_model(extra_layer=InverseErf()), tmp_path / "m.tflite", quantize="float32",
+                      show_progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_per_layer_errors(model, tmp_path):
+    report = convert_and_verify(model, tmp_path / "m.tflite", per_layer=True, calibration_steps=8, eval_count=4,
+                                show_progress=False)
+    rows = report["per_layer"]
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= {row["op"] for row in rows}
+    errors = [row["rmse_over_scale"] for row in rows]
+    assert errors == sorted(errors, reverse=True)
+    assert all(0 <= e < 10 for e in errors) and max(errors) > 0  # int8 steps, not float noise
+
+
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
     out = tmp_path_factory.mktemp("keras")
@@ -264,6 +288,7 @@ def test_cli_bad_input(capsys, tmp_path, saved_models):
         (["--keras-model", pixels, "--weights", "w.safetensors", "-o", out], "--weights"),
         (["--keras-model", pixels, "-o", out, "--quantize", "float16", "--io", "int8"], "--io int8"),
         (["--keras-model", pixels, "-o", out, "--input-size", "64"], "--input-size"),
+        (["--keras-model", pixels, "-o", out, "--quantize", "float16", "--per-layer"], "--per-layer"),
         (["--keras-model", pixels, "-o", out, "--calibration", str(tmp_path / "nothing")], "no such file"),
     ]
     for argv, message in cases:
