@@ -5,8 +5,18 @@ from convert import verify
 from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
 from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
 from convert.report import fidelity_warnings
+from convert.runtime import get_runtime
 
 DEFAULT_EVAL_COUNT = 32
+
+
+def versions():
+    """What produced and checked the file: TFLite files differ between converter versions."""
+    import keras
+    import tensorflow as tf
+
+    runtime = get_runtime()
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "runtime": f"{runtime.name} {runtime.version}"}
 
 
 def input_note(audit, pixels):
@@ -64,6 +74,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         **checked,
         "per_layer": None,
         "warnings": [],
+        "versions": versions(),
     }
     if per_layer:
         report["per_layer"] = verify.per_layer_errors(model, conversion.input_size, calibration,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convert.progress import progress
+from convert.progress import Progress
 from ghostnet_tf.preprocessing import find_images, load_image, preprocess_input, resize_and_crop
 
 # Seeds of the built-in synthetic sets: calibration and evaluation never share an image.
@@ -33,16 +33,17 @@ def takes_pixels(model):
     from keras import layers
 
     first = [layer for layer in model.layers
-             if not isinstance(layer, layers.InputLayer) and any(
-                 node_input in model.inputs for node_input in _inbound_tensors(layer))]
+             if not isinstance(layer, layers.InputLayer) and any(t is layer_input for t in model.inputs
+                                                                  for layer_input in _layer_inputs(layer))]
     return bool(first) and all(isinstance(layer, (layers.Normalization, layers.Rescaling)) for layer in first)
 
 
-def _inbound_tensors(layer):
-    tensors = []
-    for node in getattr(layer, "_inbound_nodes", []):
-        tensors.extend(node.input_tensors)
-    return tensors
+def _layer_inputs(layer):
+    try:
+        inputs = layer.input
+    except (AttributeError, ValueError):  # a layer used at several places has no single input
+        return []
+    return inputs if isinstance(inputs, (list, tuple)) else [inputs]
 
 
 def model_inputs(images, pixels):
@@ -57,13 +58,16 @@ def load_folder(directory, size, limit, arg, show_progress=True):
         raise ValueError(f"{arg}: no JPEG/PNG images found in {directory!r}")
     images, skipped = [], 0
     wanted = min(limit, len(paths)) if limit else len(paths)
-    for path in progress(paths, len(paths), f"loading {arg}", enabled=show_progress):
+    bar = Progress(wanted, f"loading {arg}", enabled=show_progress)
+    for path in paths:
         if len(images) == wanted:
             break
         try:
             images.append(load_image(path, size))
+            bar.step()
         except ValueError:
             skipped += 1
+    bar.close()
     if not images:
         raise ValueError(f"{arg}: none of the {skipped} images in {directory!r} could be decoded")
     return ImageSet(np.stack(images), os.fspath(directory), skipped)
