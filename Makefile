@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed-run
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/ghostnet info --width 1.0 --input-size 224 $(RUN_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/ghostnet bench compare $(RUN_ARGS)
 
 test: $(VENV)/.installed-test
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)

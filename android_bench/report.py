@@ -6,6 +6,7 @@ of the rounds' medians and p95 the median of their p95s, so one disturbed round 
 import csv
 import io
 import os
+import re
 import statistics
 from collections import defaultdict
 
@@ -172,7 +173,7 @@ def _label_of(name):
 
 
 def _slug(text):
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_")[:60]
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60]
 
 
 def write_report(results_path, out_dir, baseline=DEFAULT_BASELINE):
