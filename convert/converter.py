@@ -1,20 +1,17 @@
 """Keras -> TFLite through a SavedModel (the route that holds across Keras 3 / TF versions), in four
 modes; int8 is full-integer post-training quantization with per-channel weights. The file is only
 written, atomically, after the all-int8 audit passed."""
-import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from convert import IO_TYPES, QUANTIZE_MODES
-from convert.verify import EDGE_OPS, audit
 from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
 from convert.output import check_writable, write_atomic
 from convert.progress import progress
+from convert.verify import EDGE_OPS, audit
 
 DEFAULT_CALIBRATION_STEPS = 100
 
@@ -28,8 +25,8 @@ class Conversion:
     takes_pixels: bool
     size_bytes: int
     seconds: dict  # export, convert (includes calibration), total
-    calibration: dict = None  # source, count, skipped, range_anchored
-    audit: dict = field(default_factory=dict)
+    calibration: dict  # source, count, skipped, range_anchored; None unless int8
+    audit: dict  # verify.audit of the written file
 
 
 def default_io(quantize):
