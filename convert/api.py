@@ -65,7 +65,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress)
     report = {
         "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
-                  "takes_pixels": conversion.takes_pixels, "params": int(model.count_params())},
+                  "takes_pixels": conversion.takes_pixels,
+                  "keras_params": int(model.count_params())},  # Keras counts BN moving statistics too
         "output": {"path": str(conversion.path), "size_bytes": conversion.size_bytes},
         "quantize": conversion.quantize,
         "io": conversion.io,

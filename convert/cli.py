@@ -25,6 +25,8 @@ def _add_model_arguments(p, required=True):
     source.add_argument("--keras-model", metavar="FILE", help="a saved .keras model (GhostModule layers included)")
     p.add_argument("--weights", metavar="PATH", help="weights for --width (checkpoint path or 'imagenet')")
     p.add_argument("--input-size", type=parse_size, help="S or HxW (default 224, or the saved model's own size)")
+    p.add_argument("--import-module", action="append", default=[], metavar="MODULE",
+                   help="import this Python module first, so the custom layers it registers load (repeatable)")
 
 
 def _add_json_arguments(p):
@@ -97,7 +99,8 @@ def convert_command(args):
     if args.quantize == "int8" and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
-    model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size)
+    model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
+                                          args.import_module)
     report = convert_and_verify(
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
@@ -118,7 +121,8 @@ def eval_command(args):
     _check_json_outputs(args)
     model = None
     if args.width is not None or args.keras_model is not None:
-        model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size)
+        model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
+                                    args.import_module)
     report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
                       input_size=args.input_size, show_progress=not args.no_progress)
     _emit(report, args, format_evaluation)

@@ -1,9 +1,11 @@
 """The Keras model a command works on: a fresh GhostNet (optionally with weights) or a saved .keras model."""
 import os
+import sys
 
 
-def load_keras_model(width=None, weights=None, keras_model=None, input_size=None):
-    """(model, description). ``keras_model`` may use GhostModule or any registered custom layer."""
+def load_keras_model(width=None, weights=None, keras_model=None, input_size=None, import_modules=()):
+    """(model, description). ``keras_model`` may use GhostModule or any custom layer registered with
+    ``keras.saving.register_keras_serializable`` in one of ``import_modules`` (imported first)."""
     if (width is None) == (keras_model is None):
         raise ValueError("give exactly one model source: --width W [--weights PATH] or --keras-model FILE")
     if keras_model is None:
@@ -17,9 +19,19 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
     path = os.fspath(keras_model)
     if not os.path.isfile(path):
         raise ValueError(f"--keras-model: no such file: {path!r}")
+    import importlib
+
     import keras
 
     import ghostnet_tf.layers  # noqa: F401  registers GhostModule for deserialization
+
+    if import_modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the user's own layer modules usually live next to their data
+    for name in import_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"--import-module: cannot import {name!r}: {exc}") from None
 
     try:
         model = keras.saving.load_model(path, compile=False)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from convert import convert_and_verify, convert_model
+from convert import convert_and_verify, convert_model, verify_model
 from convert.calibration import image_source, synthetic_images
 from convert.runtime import make_interpreter
 from ghostnet_tf.cli import main
@@ -154,6 +154,9 @@ def test_fidelity_report(model, reports):
     reference, converted = keras_and_tflite(model, float32["output"]["path"], synthetic_images(4, SIZE, 1).images)
     assert np.abs(reference - converted).max() < 1e-5
     assert float32["fidelity"]["max_abs_error"] < 1e-5 and float32["fidelity"]["top1_agreement_pct"] == 100.0
+    # The API re-checks a written file the same way.
+    again = verify_model(float32["output"]["path"], model, "float32", eval_count=16, show_progress=False)
+    assert again["audit"] == float32["audit"] and again["fidelity"] == float32["fidelity"]
     int8 = reports[("int8", "int8")]["fidelity"]
     assert int8["max_abs_error"] > float32["fidelity"]["max_abs_error"]  # reported, not assumed equal
     assert int8["sqnr_db"] < float32["fidelity"]["sqnr_db"]
@@ -189,6 +192,9 @@ def test_calibration_folder_skips_corrupt_images(model, tmp_path):
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     images = image_source(str(tmp_path / "photos"), SIZE, 10, "--calibration", seed=0)
     assert images.images.shape == (3, *SIZE, 3) and images.skipped == 1
+    # --calibration-steps 2 takes the first two files in sorted order: 0.jpg, 1.png
+    first_two = image_source(str(tmp_path / "photos"), SIZE, 2, "--calibration", seed=0).images
+    np.testing.assert_array_equal(first_two, [load_image(folder / "0.jpg", SIZE), load_image(folder / "1.png", SIZE)])
 
 
 @pytest.mark.parametrize("array,message", [
@@ -310,6 +316,25 @@ def test_cli_keras_model_with_npy_calibration(capsys, tmp_path, saved_models):
                                      "range_anchored": True}
     assert report["audit"]["input"]["scale"] == 1.0 and report["audit"]["input"]["zero_point"] == 0
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_keras_model_with_custom_layer_module(capsys, tmp_path, monkeypatch):
+    (tmp_path / "my_layers_for_test.py").write_text(
+        "import keras\n\n\n@keras.saving.register_keras_serializable(package='my_layers')\n"
+        "class Doubler(keras.layers.Layer):\n    def call(self, x):\n        return x * 2.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_layers_for_test
+
+    tiny_model(extra_layer=my_layers_for_test.Doubler()).save(tmp_path / "custom.keras")
+    # As in a fresh process: the layer is not registered until its module is imported.
+    keras.saving.get_custom_objects().pop("my_layers>Doubler")
+    monkeypatch.delitem(sys.modules, "my_layers_for_test")
+    argv = ["convert", "--keras-model", str(tmp_path / "custom.keras"), "-o", str(tmp_path / "m.tflite"),
+            "--quantize", "float32", "--eval-count", "4", "--json", "--no-progress"]
+    assert "--keras-model: cannot load" in cli_error(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv, "--import-module", "my_layers_for_test")
+    assert code == 0, err
+    assert json.loads(out)["fidelity"]["max_abs_error"] < 1e-5
 
 
 @pytest.fixture(scope="module")
