@@ -83,6 +83,9 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
                                   "domain (--calibration DIR) give better int8 accuracy")
+    report["warnings"] += [f"graph hygiene: {check.replace('_', ' ')} failed at {len(result['offenders'])} place(s), "
+                           "the model runs slower than it could" for check, result in
+                           report["audit"]["hygiene"].items() if not result["ok"]]
     report["warnings"] += fidelity_warnings(report)
     report["seconds"]["wall"] = round(time.perf_counter() - start, 2)
     return report

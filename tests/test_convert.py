@@ -229,6 +229,22 @@ def test_float_only_op_is_named_and_nothing_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_hygiene_flags_unfoldable_batch_norm(tmp_path):
+    """BN after global pooling has no conv to fold into: a MUL+ADD pair is left and reported; the
+    input normalization (SUB+MUL at the graph input) is not."""
+    inputs = keras.Input((*SIZE, 3))
+    x = layers.Conv2D(8, 3, strides=2, use_bias=False)(normalization_layer()(inputs))
+    x = layers.BatchNormalization(name="bn_after_pool")(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+    for weight in model.get_layer("bn_after_pool").weights:
+        weight.assign(np.linspace(0.5, 1.5, 8, dtype="float32"))
+    report = convert_and_verify(model, tmp_path / "m.tflite", quantize="float32", eval_count=2, show_progress=False)
+    offenders = report["audit"]["hygiene"]["bn_folded"]["offenders"]
+    assert [o["ops"] for o in offenders] == ["MUL+ADD"] and "bn_after_pool" in offenders[0]["tensor"]
+    assert report["audit"]["hygiene"]["activations_fused"]["ok"]
+    assert any("bn folded failed at 1 place" in w for w in report["warnings"])
+
+
 class InverseErf(layers.Layer):
     """A TensorFlow op with no TFLite builtin at all."""
 
