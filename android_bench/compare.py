@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from android_bench import report, results, zoo
+from android_bench import modelfile, report, results, zoo
 from android_bench.adb_runner import add_device_options, session_from_args
 from android_bench.cli import integer_at_least, parse_positive_list
 from android_bench.local_runner import run_local
@@ -33,33 +33,27 @@ def _versions():
     return {p: version(p) for p in ("ghostnet-tf", "tensorflow", "keras")}
 
 
-def cache_key(entry, input_size, precision, options):
-    """Hash of everything that changes the converted file, so a rerun reuses it and a change does not."""
-    payload = {"model": [entry.name, entry.family, entry.width], "input_size": list(input_size),
-               "precision": precision, "calibration_steps": options["calibration_steps"],
-               "weights": options.get("weights_sha256"), "versions": _versions()}
+def _hash(payload):
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def source_key(entry, input_size, options):
+    """Hash of what makes the Keras model: a change rebuilds it, and so every file converted from it."""
+    return _hash({"model": [entry.name, entry.family, entry.width], "input_size": list(input_size),
+                  "weights": options.get("weights_sha256"), "versions": _versions()})
 
 
-def prepare_source(entry, input_size, cache_dir, weights=None):
+def prepare_source(entry, input_size, cache_dir, options):
     """Save the Keras model once as ``.keras`` (the converters' input) with its params and MACs beside it."""
     from convert.output import write_atomic
     from ghostnet_tf import profile
 
-    stem = os.path.join(cache_dir, f"{entry.name}-{input_size[0]}x{input_size[1]}")
+    stem = os.path.join(cache_dir, f"{entry.name}-{source_key(entry, input_size, options)}")
     meta_path = stem + ".json"
     if os.path.exists(meta_path) and os.path.exists(stem + ".keras"):
         with open(meta_path, encoding="utf-8") as handle:
             return json.load(handle)
-    model = entry.build(input_size, weights)
+    model = entry.build(input_size, options.get("weights"))
     info = profile(model)
     tmp = f"{stem}.tmp.keras"
     model.save(tmp)
@@ -88,11 +82,12 @@ def _convert_one(keras_model, out_path, precision, options):
 def convert_zoo(entries, input_size, cache_dir, options, jobs=2):
     """{(name, precision): {"path", "report", "meta"}}; converted files already in the cache are reused."""
     os.makedirs(cache_dir, exist_ok=True)
-    metas = {e.name: prepare_source(e, input_size, cache_dir, options.get("weights")) for e in entries}
+    metas = {e.name: prepare_source(e, input_size, cache_dir, options) for e in entries}
     work, done = [], {}
     for entry in entries:
         for precision in PRECISIONS:
-            key = cache_key(entry, input_size, precision, options)
+            key = _hash({"source": source_key(entry, input_size, options), "precision": precision,
+                         "calibration_steps": options["calibration_steps"]})
             path = os.path.join(cache_dir, f"{entry.name}-{precision}-{key}.tflite")
             done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
             if os.path.exists(path) and os.path.exists(path[: -len(".tflite")] + ".report.json"):
@@ -186,7 +181,7 @@ def run_compare(args):
     if args.weights:
         if not os.path.isfile(args.weights):
             raise ValueError(f"--weights: no such file: {args.weights}")
-        options["weights"], options["weights_sha256"] = args.weights, _file_sha256(args.weights)
+        options["weights"], options["weights_sha256"] = args.weights, modelfile.sha256_file(args.weights)
     entries = zoo.select(args.models or (QUICK_MODELS if args.quick else None), args.width)
     threads_list = sorted({1, *args.threads})
     out_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
