@@ -1,4 +1,5 @@
 """The converter's Python API in one call: convert, audit, measure fidelity, report."""
+import os
 import time
 
 from convert import verify
@@ -51,10 +52,22 @@ def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DE
     }
 
 
+def check_held_out(calibration, eval_images):
+    """Fidelity measured on calibration images flatters int8: refuse overlapping folders or files."""
+    paths = [p for p in (calibration, eval_images) if isinstance(p, (str, os.PathLike))]
+    if len(paths) < 2:
+        return
+    a, b = (os.path.realpath(p) for p in paths)
+    if os.path.commonpath([a, b]) in (a, b):
+        raise ValueError(f"--eval-images: {eval_images!r} overlaps the --calibration images {calibration!r}; "
+                         "fidelity must be measured on held-out images")
+
+
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, description=None, show_progress=True):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
+    check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":
         raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()

@@ -311,6 +311,8 @@ def test_cli_bad_input(capsys, tmp_path, saved_models):
         (["--keras-model", pixels, "-o", out, "--quantize", "float16", "--io", "int8"], "--io int8"),
         (["--keras-model", pixels, "-o", out, "--input-size", "64"], "--input-size"),
         (["--keras-model", pixels, "-o", out, "--quantize", "float16", "--per-layer"], "--per-layer"),
+        (["--keras-model", pixels, "-o", out, "--calibration", str(corrupt), "--eval-images", str(corrupt / "x.png")],
+         "overlaps the --calibration images"),
         (["--keras-model", pixels, "-o", out, "--calibration", str(tmp_path / "nothing")], "no such file"),
     ]
     for argv, message in cases:
