@@ -33,8 +33,8 @@ def input_note(audit, pixels):
     return f"quantize the input as round(x / {scale:.6g}) + {zero}"
 
 
-def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT, input_size=None,
-           show_progress=True):
+def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
+                 input_size=None, show_progress=True):
     """Audit a .tflite model (bytes or path) and compare it with ``keras_model`` on held-out images
     (folder, .npy/.npz, array, or None for the built-in set that calibration never uses)."""
     if not isinstance(content, (bytes, bytearray)):

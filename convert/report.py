@@ -11,6 +11,7 @@ UNTRAINED_PEAK_FACTOR = 4.0
 
 
 def fidelity_warnings(report):
+    """Say it when a quantized model disagrees with the float one, or when that cannot be judged."""
     fidelity = report.get("fidelity")
     if report.get("quantize") == "float32" or not fidelity:
         return []
@@ -53,8 +54,9 @@ def format_conversion(report):
              f"convert{' + calibration' if report['calibration'] else ''} {seconds['convert']:.1f} s)"]
     if report["calibration"]:
         cal = report["calibration"]
+        pinned = "; input range pinned to [0, 255]" if cal["range_anchored"] else ""
         lines.append(f"  {'calibration':<22}{cal['count']} images from {cal['source']}"
-                     f" ({cal['skipped']} unreadable skipped){'; input range pinned to [0, 255]' if cal['range_anchored'] else ''}")
+                     f" ({cal['skipped']} unreadable skipped){pinned}")
     lines += [f"  {'input':<22}{_quant(audit['input'])}", f"  {'output':<22}{_quant(audit['output'])}"]
     if report.get("input_note"):
         lines.append(f"  {'':<22}{report['input_note']}")
@@ -74,7 +76,9 @@ def format_conversion(report):
               f"    {'SQNR':<20}" + ("identical" if fidelity["sqnr_db"] is None else f"{fidelity['sqnr_db']:.1f} dB")]
     if report.get("per_layer"):
         lines.append("  per-layer quantization error, worst first (RMSE / scale):")
-        lines += [f"    {row['rmse_over_scale']:8.3f}  {row['op']:<18} {row['tensor']}" for row in report["per_layer"][:15]]
+        for row in report["per_layer"][:15]:
+            error = "-" if row["rmse_over_scale"] is None else f"{row['rmse_over_scale']:.3f}"
+            lines.append(f"    {error:>8}  {row['op']:<18} {row['tensor']}")
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     return "\n".join(lines)
 
@@ -87,5 +91,6 @@ def format_evaluation(report):
     for entry in report["models"]:
         lines.append(f"  {entry['name']:<40}{entry['top1_pct']:9.2f}{entry['top5_pct']:9.2f}")
     if report.get("drop"):
-        lines.append(f"  {'drop (tflite - keras)':<40}{report['drop']['top1_pct']:+9.2f}{report['drop']['top5_pct']:+9.2f}")
+        drop = report["drop"]
+        lines.append(f"  {'drop (tflite - keras)':<40}{drop['top1_pct']:+9.2f}{drop['top5_pct']:+9.2f}")
     return "\n".join(lines)

@@ -259,6 +259,7 @@ def test_op_without_tflite_kernel_is_named(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")  # inside TF's QuantizationDebugger
 def test_per_layer_errors(model, tmp_path):
     report = convert_and_verify(model, tmp_path / "m.tflite", per_layer=True, calibration_steps=8, eval_count=4,
                                 show_progress=False)
