@@ -115,7 +115,8 @@ def _label(entry, precision, item, round_index):
     fidelity = item["report"].get("fidelity") or {}
     return {"name": entry.name, "precision": precision, "round": round_index, "params": item["meta"]["params"],
             "macs": item["meta"]["macs"], "top1": entry.top1,
-            "top1_agreement": fidelity.get("top1_agreement"), "conversion_s": item["report"]["seconds"]}
+            "top1_agreement_pct": fidelity.get("top1_agreement_pct"),
+            "conversion_s": item["report"]["seconds"]["total"]}
 
 
 def benchmark_rounds(entries, converted, threads_list, options, results_path, measure):

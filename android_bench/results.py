@@ -27,7 +27,7 @@ A record (``schema == "ghostnet-bench/1"``)::
     thermal     adb: {status_before, status_after_wait, waited_s, cool} ; null for local
     raw_output  benchmark_model's full output (adb, for audit); null for local
     label       optional, set by ``bench compare``: {name, precision, round, params, macs, top1,
-                top1_agreement, conversion_s}; the report groups rounds by name and precision
+                top1_agreement_pct, conversion_s}; the report groups rounds by name and precision
 """
 import datetime
 import json

@@ -36,6 +36,7 @@ def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     assert all(r["stats"]["count"] == 3 and r["threads"] == 1 and r["mode"] == "local" for r in records)
     ghost = next(r for r in records if r["label"]["name"] == "ghostnet_050")
     assert ghost["label"]["params"] == 2_587_292 and ghost["label"]["top1"] == 66.2
+    assert 0 <= ghost["label"]["top1_agreement_pct"] <= 100 and ghost["label"]["conversion_s"] > 0
     assert len(list(cache.glob("*.tflite"))) == 4
     table = (out / "report.md").read_text()
     assert table.count("| ghostnet_050 |") == 2 and table.count("| mobilenet_v3_small_100 |") == 2
