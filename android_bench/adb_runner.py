@@ -9,6 +9,7 @@ from android_bench import device, modelfile, results
 from android_bench.cli import add_common_options, emit
 from android_bench.parsing import parse_benchmark_output
 from ghostnet_tf.cli import UsageError
+from ghostnet_tf.files import check_writable
 
 
 def parse_cpu_mask(text):
@@ -134,7 +135,7 @@ def bench_adb(args):
     model = modelfile.check_tflite(args.model)
     modelfile.elf_abi(args.benchmark_binary)
     if args.json_lines:
-        results.check_appendable(args.json_lines)
+        check_writable(args.json_lines, "--json-lines")
     session = session_from_args(args)
     delegates = ["xnnpack" if args.xnnpack else "cpu"] + ["gpu"] * args.gpu + ["nnapi"] * args.nnapi
     configs = [(threads, delegate) for delegate in delegates for threads in args.threads]

@@ -16,6 +16,7 @@ from android_bench.adb_runner import add_device_options, session_from_args
 from android_bench.cli import integer_at_least, parse_positive_list
 from android_bench.local_runner import run_local
 from ghostnet_tf.cli import parse_size, parse_width
+from ghostnet_tf.files import atomic_path, write_atomic
 
 PRECISIONS = ("float32", "int8")
 DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": 100, "eval_count": 16}
@@ -45,7 +46,6 @@ def source_key(entry, input_size, options):
 
 def prepare_source(entry, input_size, cache_dir, options):
     """Save the Keras model once as ``.keras`` (the converters' input) with its params and MACs beside it."""
-    from convert.output import write_atomic
     from ghostnet_tf import profile
 
     stem = os.path.join(cache_dir, f"{entry.name}-{source_key(entry, input_size, options)}")
@@ -55,9 +55,8 @@ def prepare_source(entry, input_size, cache_dir, options):
             return json.load(handle)
     model = entry.build(input_size, options.get("weights"))
     info = profile(model)
-    tmp = f"{stem}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, stem + ".keras")
+    with atomic_path(stem + ".keras") as tmp:
+        model.save(tmp)
     meta = {"keras_model": stem + ".keras", "params": info["params"], "macs": info["macs"]}
     write_atomic(meta_path, json.dumps(meta).encode())
     return meta

@@ -11,6 +11,7 @@ import numpy as np
 
 from android_bench import modelfile, results
 from android_bench.cli import add_common_options, emit
+from ghostnet_tf.files import check_writable
 
 
 def realistic_input(detail, rng):
@@ -110,7 +111,7 @@ def register(bench_sub):
 
 def bench_local(args):
     if args.json_lines:
-        results.check_appendable(args.json_lines)
+        check_writable(args.json_lines, "--json-lines")
     for threads in args.threads:
         emit(run_local(args.model, threads=threads, runs=args.runs, warmup=args.warmup, use_xnnpack=args.xnnpack),
              args.json_lines)

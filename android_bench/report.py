@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from android_bench import results
 from android_bench.zoo import DEFAULT_BASELINE, ZOO
+from ghostnet_tf.files import write_atomic
 
 COLUMNS = ("model", "precision", "threads", "delegate", "params", "macs", "size_bytes", "median_ms", "p95_ms",
            "rounds", "int8_speedup", "vs_baseline")
@@ -178,8 +179,6 @@ def _slug(text):
 
 def write_report(results_path, out_dir, baseline=DEFAULT_BASELINE):
     """Write report.md, report.csv and per-device PNGs into ``out_dir``; return the markdown."""
-    from convert.output import write_atomic
-
     records = results.read_records(results_path)
     if not records:
         raise ValueError(f"{results_path}: no benchmark records in the file")

@@ -136,17 +136,6 @@ def append_record(path, record):
         os.fsync(handle.fileno())
 
 
-def check_appendable(path):
-    """Fail before any measurement if the results file could not be appended to (creating nothing)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"results file {path} is a directory")
-    if not os.path.isdir(folder):
-        raise ValueError(f"results file {path}: folder {folder} does not exist")
-    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
-        raise ValueError(f"results file {path} is not writable")
-
-
 def read_records(path):
     """All records of a JSON-lines file (blank lines skipped); ValueError names the bad line."""
     records = []

@@ -69,7 +69,7 @@ def register(sub):
 
 
 def _check_json_outputs(args):
-    from convert.output import check_writable
+    from ghostnet_tf.files import check_writable
 
     if args.report:
         check_writable(args.report, "--report")
@@ -88,9 +88,9 @@ def _emit(report, args, formatter):
 
 def convert_command(args):
     from convert.api import convert_and_verify
-    from convert.output import check_writable
     from convert.report import format_conversion
     from convert.source import load_keras_model
+    from ghostnet_tf.files import check_writable
 
     if args.weights is not None and args.width is None:
         raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")

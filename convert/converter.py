@@ -9,9 +9,9 @@ from pathlib import Path
 
 from convert import IO_TYPES, QUANTIZE_MODES
 from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
-from convert.output import check_writable, write_atomic
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
+from ghostnet_tf.files import check_writable, write_atomic
 
 DEFAULT_CALIBRATION_STEPS = 100
 

@@ -1,7 +1,7 @@
 """The conversion/evaluation report: a table for people, JSON (same content) for scripts."""
 import json
 
-from convert.output import write_atomic
+from ghostnet_tf.files import write_atomic
 
 # Below these the int8 model is flagged: the known GhostNet failure is a silent collapse, so say it.
 MIN_TOP1_AGREEMENT_PCT = 90.0

@@ -7,7 +7,6 @@ model untouched.
 """
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
@@ -16,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from ghostnet_tf.blocks import make_divisible
+from ghostnet_tf.files import atomic_path
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.model import LAST_CHANNELS, STEM_CHANNELS, GhostNet
 
@@ -277,11 +277,8 @@ def port_checkpoint(src, output, width=None):
     classes = infer_classes(shapes) or IMAGENET_CLASSES
     model = port_model(width, classes)
     assign_state_dict(model, state, os.fspath(src))
-    suffix = next(s for s in PORT_SUFFIXES if output.lower().endswith(s))
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{os.path.basename(output)}.", dir=directory)
-    os.close(fd)
-    try:
-        if suffix == ".keras":
+    with atomic_path(output) as tmp:
+        if output.lower().endswith(".keras"):
             model.save(tmp)
         else:
             model.save_weights(tmp)
@@ -289,10 +286,6 @@ def port_checkpoint(src, output, width=None):
 
             with h5py.File(tmp, "a") as f:
                 f.attrs.update(dict(zip(PORT_ATTRS, (width, classes))))
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return width, classes
 
 

@@ -1,7 +1,6 @@
 """``bench compare`` on a tiny zoo subset (real conversions, real LiteRT, cache reuse, a stand-in phone) and
 ``bench report`` on a fixed results file whose expected figures are worked out by hand."""
 import csv
-import json
 import os
 
 import pytest

@@ -1,0 +1,47 @@
+"""Atomic output: every file the project writes appears whole or not at all."""
+import contextlib
+import os
+import tempfile
+
+
+def check_writable(path, arg):
+    """Fail early (before minutes of work) if ``path`` cannot be created or appended to; ``arg`` names the option."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{arg}: {path!r} is a directory; give a file name")
+    if not os.path.isdir(parent):
+        raise ValueError(f"{arg}: cannot write {path!r}: directory {parent!r} does not exist")
+    if not os.access(path if os.path.exists(path) else parent, os.W_OK):
+        raise ValueError(f"{arg}: cannot write {path!r}: it is not writable")
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` (same suffix, for writers that look at it); rename it into
+    place when the block succeeds, remove it when it fails."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    suffix = name[name.index("."):] if "." in name else ""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_atomic(path, data):
+    """Write bytes to ``path`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
