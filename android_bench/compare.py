@@ -162,7 +162,7 @@ def register(bench_sub):
     p.add_argument("--calibration-steps", type=integer_at_least(1),
                    help=f"int8 calibration images (default {DEFAULTS['calibration_steps']})")
     p.add_argument("--jobs", type=integer_at_least(1), default=2, help="conversions at a time (default 2)")
-    p.add_argument("--weights", metavar="PATH", help="GhostNet weights for the GhostNet entries (default random)")
+    p.add_argument("--weights", metavar="PATH", help="a GhostNet checkpoint for the GhostNet entries (with --width set to its width; default random)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {', '.join(QUICK_MODELS)} only, 1 round of {QUICK['runs']} runs")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")

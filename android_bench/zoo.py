@@ -31,8 +31,7 @@ class ZooModel:
             # MobileNetV2 has no built-in preprocessing: scale [0, 255] to its [-1, 1] in the graph.
             inputs = keras.Input(shape, name="image")
             x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocessing")(inputs)
-            core = apps.MobileNetV2(input_shape=shape, alpha=self.width, weights=weights)
-            return keras.Model(inputs, core(x), name=self.name)
+            return apps.MobileNetV2(input_tensor=x, alpha=self.width, weights=weights, name=self.name)
         build = apps.MobileNetV3Small if self.family == "mobilenet_v3_small" else apps.MobileNetV3Large
         return build(input_shape=shape, alpha=self.width, weights=weights, include_preprocessing=True,
                      name=self.name)

@@ -115,8 +115,10 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="global_pool")(x)
 
-    model_inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else inputs
-    model = keras.Model(model_inputs, x, name=name or default_name(width))
+    if input_tensor is not None and keras.backend.is_keras_tensor(input_tensor):
+        sources = keras.utils.get_source_inputs(input_tensor)  # the model starts where the tensor comes from
+        inputs = sources[0] if len(sources) == 1 else sources
+    model = keras.Model(inputs, x, name=name or default_name(width))
     if weights is not None:
         from ghostnet_tf.weights import load_pretrained
 
@@ -131,4 +133,4 @@ def feature_model(model, strides=(4, 8, 16, 32)):
     if unknown:
         raise ValueError(f"feature_model: `strides` must be among {sorted(FEATURE_LAYERS)}, got {unknown}")
     outputs = [model.get_layer(FEATURE_LAYERS[s]).output for s in strides]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")

@@ -126,3 +126,11 @@ def test_cli_bad_input_is_one_line():
     result = _ghostnet_cli("info", "--input-size", "16")
     assert result.returncode == 2
     assert "input_shape" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_input_tensor_from_a_preceding_layer():
+    image = keras.Input((64, 64, 3))
+    scaled = keras.layers.Rescaling(255.0)(image)  # e.g. [0, 1] camera frames into the [0, 255] model
+    model = GhostNet(width=0.5, input_tensor=scaled, classes=4)
+    assert model.inputs[0] is image and model.output.shape == (None, 4)
+    assert model(np.zeros((1, 64, 64, 3), "float32")).shape == (1, 4)
