@@ -62,20 +62,21 @@ def prepare_source(entry, input_size, cache_dir, options):
     return meta
 
 
+def _report_path(tflite_path):
+    return tflite_path[: -len(".tflite")] + ".report.json"
+
+
 def _convert_one(keras_model, out_path, precision, options):
-    """One conversion in its own process (TF's converter leaks memory per call); returns its JSON report."""
-    report_path = out_path[: -len(".tflite")] + ".report.json"
+    """One conversion in its own process (TF's converter leaks memory per call), with its JSON report beside it."""
     command = [sys.executable, "-m", "convert", "convert", "--keras-model", keras_model, "-o", out_path,
-               "--quantize", precision, "--report", report_path, "--no-progress",
+               "--quantize", precision, "--report", _report_path(out_path), "--no-progress",
                "--eval-count", str(options["eval_count"])]
     if precision == "int8":
         command += ["--calibration-steps", str(options["calibration_steps"])]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"converting {os.path.basename(keras_model)} to {precision} failed:\n{tail}")
-    with open(report_path, encoding="utf-8") as handle:
-        return json.load(handle)
+        raise ChildProcessError(f"converting {os.path.basename(keras_model)} to {precision} failed:\n{tail}")
 
 
 def convert_zoo(entries, input_size, cache_dir, options, jobs=2):
@@ -89,7 +90,7 @@ def convert_zoo(entries, input_size, cache_dir, options, jobs=2):
                          "calibration_steps": options["calibration_steps"]})
             path = os.path.join(cache_dir, f"{entry.name}-{precision}-{key}.tflite")
             done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
-            if os.path.exists(path) and os.path.exists(path[: -len(".tflite")] + ".report.json"):
+            if os.path.exists(path) and os.path.exists(_report_path(path)):
                 continue
             work.append((entry, precision, path))
     cached = len(done) - len(work)
@@ -105,7 +106,7 @@ def convert_zoo(entries, input_size, cache_dir, options, jobs=2):
             _log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
                  f"({time.perf_counter() - start:.0f} s elapsed)")
     for item in done.values():
-        with open(item["path"][: -len(".tflite")] + ".report.json", encoding="utf-8") as handle:
+        with open(_report_path(item["path"]), encoding="utf-8") as handle:
             item["report"] = json.load(handle)
     return done
 

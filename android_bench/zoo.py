@@ -38,7 +38,7 @@ class ZooModel:
 
 
 def ghostnet_entry(width):
-    return ZooModel(f"ghostnet_{round(width * 100):03d}", f"GhostNet {width:g}x", "ghostnet", width,
+    return ZooModel(f"ghostnet_{round(width * 100):03d}", f"GhostNet {width:.1f}x", "ghostnet", width,
                     GHOSTNET_TOP1.get(width))
 
 
