@@ -11,6 +11,7 @@ import numpy as np
 
 from android_bench import modelfile, results
 from android_bench.cli import add_common_options, emit
+from convert.runtime import get_runtime, make_interpreter, quantize
 from ghostnet_tf.files import check_writable
 
 
@@ -23,11 +24,9 @@ def realistic_input(detail, rng):
         return values.astype(dtype)
     if dtype == np.bool_:
         return values > 0
-    info = np.iinfo(dtype)
-    scale, zero_point = detail["quantization"]
-    if not scale:  # integer without quantization: small non-negative values (ids, indices)
-        return rng.integers(0, min(info.max, 100) + 1, size=shape).astype(dtype)
-    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+    if not detail["quantization"][0]:  # integer without quantization: small non-negative values (ids, indices)
+        return rng.integers(0, min(np.iinfo(dtype).max, 100) + 1, size=shape).astype(dtype)
+    return quantize(values, detail)
 
 
 def peak_rss_mb():
@@ -80,8 +79,6 @@ def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0
     Init = interpreter creation + tensor allocation; the first warm-up invoke is the first inference;
     ``runs`` timed invokes follow. Peak memory is this process's peak RSS (it includes Python itself).
     """
-    from convert.runtime import get_runtime, make_interpreter
-
     if threads < 1 or runs < 1 or warmup < 0:
         raise ValueError(f"need threads >= 1, runs >= 1 and warmup >= 0 (got {threads}, {runs}, {warmup})")
     model = modelfile.check_tflite(model_path)

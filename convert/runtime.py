@@ -74,6 +74,16 @@ def quantization(detail):
     return float(scale), int(zero_point)
 
 
+def quantize(values, detail):
+    """Float values -> an int8/uint8 tensor's integers with its own scale and zero-point (clipped)."""
+    import numpy as np
+
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = quantization(detail)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(values) / scale + zero_point), info.min, info.max).astype(dtype)
+
+
 def predict(interpreter, inputs, show_progress=False, label="running TFLite"):
     """Run a single-input model sample by sample on float inputs (the model's float domain):
     quantizes into int8/uint8 inputs and dequantizes outputs, so callers compare like with like."""
@@ -84,15 +94,12 @@ def predict(interpreter, inputs, show_progress=False, label="running TFLite"):
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     in_dtype, out_dtype = np.dtype(input_detail["dtype"]), np.dtype(output_detail["dtype"])
-    in_scale, in_zero = quantization(input_detail)
     out_scale, out_zero = quantization(output_detail)
     outputs = []
     for x in progress(inputs, len(inputs), label, enabled=show_progress):
         x = np.asarray(x, np.float32)[None]
-        if in_dtype.kind in "iu":
-            info = np.iinfo(in_dtype)
-            x = np.clip(np.round(x / in_scale + in_zero), info.min, info.max)
-        interpreter.set_tensor(input_detail["index"], x.astype(in_dtype))
+        interpreter.set_tensor(input_detail["index"], quantize(x, input_detail) if in_dtype.kind in "iu"
+                               else x.astype(in_dtype))
         interpreter.invoke()
         y = interpreter.get_tensor(output_detail["index"])[0]
         if out_dtype.kind in "iu":
