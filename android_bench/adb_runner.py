@@ -100,16 +100,24 @@ class AdbSession:
         self.use_xnnpack, self.op_profile = use_xnnpack, op_profile
         self.cooldown_s, self.max_thermal_wait_s, self.thermal_poll_s = cooldown_s, max_thermal_wait_s, thermal_poll_s
         self._runs_done = 0
+        self._models = {}  # local model path -> (model facts, path on the device)
 
     def _push(self, local, remote):
         action = "pushed" if device.push(self.adb, local, remote) else "already on the device, not pushed:"
         print(f"{action} {remote}", file=sys.stderr)
 
-    def measure(self, model_path, threads, delegate, runs, warmup, model=None):
+    def _prepare(self, model_path):
+        """Check and push a model once per session (compare measures each model once per round)."""
+        if model_path not in self._models:
+            model = modelfile.check_tflite(model_path)
+            remote_model = f"{device.DEVICE_DIR}/{os.path.basename(model_path)}"
+            self._push(model_path, remote_model)
+            self._models[model_path] = (model, remote_model)
+        return self._models[model_path]
+
+    def measure(self, model_path, threads, delegate, runs, warmup):
         """One benchmark_model run: cooldown, thermal wait, run, parse; returns the record."""
-        model = model or modelfile.check_tflite(model_path)
-        remote_model = f"{device.DEVICE_DIR}/{os.path.basename(model_path)}"
-        self._push(model_path, remote_model)
+        model, remote_model = self._prepare(model_path)
         if self._runs_done and self.cooldown_s > 0:
             print(f"cooling down {self.cooldown_s:g} s", file=sys.stderr, flush=True)
             time.sleep(self.cooldown_s)
@@ -132,7 +140,7 @@ def session_from_args(args):
 
 def bench_adb(args):
     # Everything checkable without a phone is checked first.
-    model = modelfile.check_tflite(args.model)
+    modelfile.check_tflite(args.model)
     modelfile.elf_abi(args.benchmark_binary)
     if args.json_lines:
         check_writable(args.json_lines, "--json-lines")
@@ -142,7 +150,7 @@ def bench_adb(args):
     written = 0
     try:
         for threads, delegate in configs:
-            emit(session.measure(args.model, threads, delegate, args.runs, args.warmup, model), args.json_lines)
+            emit(session.measure(args.model, threads, delegate, args.runs, args.warmup), args.json_lines)
             written += 1
     except device.DeviceLost as exc:
         kept = f"; the {written} record(s) already in {args.json_lines} stay valid" if args.json_lines and written else ""
