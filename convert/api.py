@@ -34,16 +34,17 @@ def input_note(audit, pixels):
 
 
 def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
-                 input_size=None, show_progress=True):
+                 input_size=None, show_progress=True, audit=None):
     """Audit a .tflite model (bytes or path) and compare it with ``keras_model`` on held-out images
-    (folder, .npy/.npz, array, or None for the built-in set that calibration never uses)."""
+    (folder, .npy/.npz, array, or None for the built-in set that calibration never uses).
+    ``audit``: the converter's own audit of these bytes, so it is not done twice."""
     if not isinstance(content, (bytes, bytearray)):
         with open(content, "rb") as f:
             content = f.read()
     size = input_size_of(keras_model, input_size)
     pixels = takes_pixels(keras_model)
     images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress)
-    audit = verify.audit(content, quantize)
+    audit = audit or verify.audit(content, quantize)
     return {
         "audit": audit,
         "input_note": input_note(audit, pixels),
@@ -75,7 +76,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
                                show_progress)
     with open(conversion.path, "rb") as f:
         content = f.read()
-    checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress)
+    checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress,
+                           audit=conversion.audit)
     report = {
         "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
                   "takes_pixels": conversion.takes_pixels,
