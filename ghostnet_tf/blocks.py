@@ -42,16 +42,31 @@ def squeeze_excite(x, channels, se_ratio, name):
     return layers.Multiply(name=f"{name}.mul")([x, s])
 
 
-def ghost_bottleneck(x, mid_channels, out_channels, kernel_size, strides, se_ratio, name):
-    """ghost1 -> [stride-2 depthwise + BN] -> [SE] -> ghost2 (no ReLU) -> + shortcut, no final activation."""
+def ghost_module(x, filters, relu, name):
+    """GhostNet's (V1) Ghost module, the default `ghost1`/`ghost2` of `ghost_bottleneck`."""
+    return GhostModule(filters, use_relu=relu, name=name)(x)
+
+
+def strided_depthwise(x, kernel_size, strides, name):
+    """The stride-2 depthwise conv + BN of a bottleneck (`conv_dw`, `bn_dw`), no activation."""
+    return depthwise_bn(x, kernel_size, strides, f"{name}.conv_dw", f"{name}.bn_dw")
+
+
+def ghost_bottleneck(x, mid_channels, out_channels, kernel_size, strides, se_ratio, name,
+                     ghost1=ghost_module, ghost2=ghost_module, depthwise=strided_depthwise):
+    """ghost1 -> [stride-2 depthwise + BN] -> [SE] -> ghost2 (no ReLU) -> + shortcut, no final activation.
+
+    GhostNetV2/V3 keep this block and swap the parts: `ghost1`/`ghost2` are ``f(x, filters, relu, name)``,
+    `depthwise` is ``f(x, kernel_size, strides, name)``.
+    """
     in_channels = x.shape[-1]
     shortcut = x
-    x = GhostModule(mid_channels, use_relu=True, name=f"{name}.ghost1")(x)
+    x = ghost1(x, mid_channels, True, f"{name}.ghost1")
     if strides > 1:
-        x = depthwise_bn(x, kernel_size, strides, f"{name}.conv_dw", f"{name}.bn_dw")
+        x = depthwise(x, kernel_size, strides, name)
     if se_ratio:
         x = squeeze_excite(x, mid_channels, se_ratio, f"{name}.se")
-    x = GhostModule(out_channels, use_relu=False, name=f"{name}.ghost2")(x)
+    x = ghost2(x, out_channels, False, f"{name}.ghost2")
     if in_channels != out_channels or strides > 1:
         shortcut = depthwise_bn(shortcut, kernel_size, strides, f"{name}.shortcut.0", f"{name}.shortcut.1")
         shortcut = conv_bn(shortcut, out_channels, 1, 1, f"{name}.shortcut.2", f"{name}.shortcut.3")

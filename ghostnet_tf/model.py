@@ -31,7 +31,7 @@ FEATURE_LAYERS = {2: "act1", 4: "blocks.1.0", 8: "blocks.3.0", 16: "blocks.5.0",
 WEIGHTS_CHOICES = "None, 'imagenet' (width 1.0) or the path to a .safetensors/.pth/.pt/.weights.h5 file"
 
 
-def _check_input_shape(input_shape):
+def _check_input_shape(input_shape, min_size=MIN_INPUT_SIZE):
     if len(input_shape) != 3:
         raise ValueError(f"GhostNet: `input_shape` must be (height, width, 3), got {input_shape!r}")
     height, width, channels = input_shape
@@ -39,8 +39,8 @@ def _check_input_shape(input_shape):
         raise ValueError(f"GhostNet: `input_shape` must have 3 (RGB) channels last, got {channels!r} "
                          f"in {tuple(input_shape)!r}")
     for side in (height, width):
-        if side is not None and (not isinstance(side, int) or side < MIN_INPUT_SIZE):
-            raise ValueError(f"GhostNet: `input_shape` sides must be None or integers >= {MIN_INPUT_SIZE}, "
+        if side is not None and (not isinstance(side, int) or side < min_size):
+            raise ValueError(f"GhostNet: `input_shape` sides must be None or integers >= {min_size}, "
                              f"got {tuple(input_shape)!r}")
 
 
@@ -60,8 +60,8 @@ def _check_arguments(width, include_top, weights, pooling, classes):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}; no such file: {os.fspath(weights)!r}")
 
 
-def default_name(width):
-    return f"ghostnet_{round(width * 100):03d}"
+def default_name(width, family="ghostnet"):
+    return f"{family}_{round(width * 100):03d}"
 
 
 def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessing=True, weights=None,
@@ -81,10 +81,19 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
         classes, dropout_rate, classifier_activation: the classifier (with `include_top`).
         name: model name; default "ghostnet_100" for width 1.0.
     """
+    return build_ghostnet(lambda index: ghost_bottleneck, width, input_shape, include_top, include_preprocessing,
+                          weights, input_tensor, pooling, classes, dropout_rate, classifier_activation,
+                          name or default_name(width))
+
+
+def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_preprocessing, weights, input_tensor,
+                   pooling, classes, dropout_rate, classifier_activation, name, min_size=MIN_INPUT_SIZE):
+    """The GhostNet network around the bottleneck ``bottleneck_for(block_index)`` (counted over all
+    stages), which is the only thing GhostNetV2/V3 change; the arguments are those of `GhostNet`."""
     _check_arguments(width, include_top, weights, pooling, classes)
     if input_shape is None:
         input_shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else (224, 224, 3)
-    _check_input_shape(tuple(input_shape))
+    _check_input_shape(tuple(input_shape), min_size)
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="image")
@@ -95,10 +104,10 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
     x = normalization_layer()(inputs) if include_preprocessing else inputs
 
     x = conv_bn(x, make_divisible(STEM_CHANNELS * width), 3, 2, "conv_stem", "bn1", "act1")
-    for stage_index, stage in enumerate(STAGES):
-        for block_index, (kernel, expansion, out, se_ratio, strides) in enumerate(stage):
-            x = ghost_bottleneck(x, make_divisible(expansion * width), make_divisible(out * width),
-                                 kernel, strides, se_ratio, name=f"blocks.{stage_index}.{block_index}")
+    blocks = ((f"blocks.{i}.{j}", block) for i, stage in enumerate(STAGES) for j, block in enumerate(stage))
+    for index, (block_name, (kernel, expansion, out, se_ratio, strides)) in enumerate(blocks):
+        x = bottleneck_for(index)(x, make_divisible(expansion * width), make_divisible(out * width),
+                                  kernel, strides, se_ratio, name=block_name)
     last = f"blocks.{len(STAGES)}.0"
     x = conv_bn(x, make_divisible(LAST_CHANNELS * width), 1, 1, f"{last}.conv", f"{last}.bn1", f"{last}.act1")
 
@@ -118,7 +127,7 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
     if input_tensor is not None and keras.backend.is_keras_tensor(input_tensor):
         sources = keras.utils.get_source_inputs(input_tensor)  # the model starts where the tensor comes from
         inputs = sources[0] if len(sources) == 1 else sources
-    model = keras.Model(inputs, x, name=name or default_name(width))
+    model = keras.Model(inputs, x, name=name)
     if weights is not None:
         from ghostnet_tf.weights import load_pretrained
 

@@ -5,7 +5,8 @@ torch and timm are never project dependencies. Install them in a scratch venv an
     python -m venv /tmp/timm && /tmp/timm/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
     /tmp/timm/bin/python tools/make_parity_fixtures.py
 
-For each of timm's ghostnet_050/100/130 this fills every parameter with `synthetic_tensor` (numpy,
+For each of timm's ghostnet_050/100/130, ghostnetv2_100/130 and ghostnetv3_050/100 (or the names given
+on the command line) this fills every parameter with `synthetic_tensor` (numpy,
 seeded per tensor name), calibrates the BatchNorm running statistics on random images (random BN
 statistics make the logits explode, which would hide real mismatches behind float noise), runs timm
 in eval mode on `synthetic_images` and writes tests/fixtures/parity_ghostnet_XXX.npz with:
@@ -17,6 +18,7 @@ which are all it imports from here (torch and timm are imported only by `main`).
 """
 import json
 import pathlib
+import sys
 import zlib
 
 import numpy as np
@@ -24,9 +26,14 @@ import numpy as np
 IMAGENET_MEAN = np.asarray((0.485, 0.456, 0.406), np.float32)
 IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), np.float32)
 WIDTHS = {"ghostnet_050": 0.5, "ghostnet_100": 1.0, "ghostnet_130": 1.3}
-# (height, width, images, seed) of the compared inputs; the odd size checks padding at every stride.
+# GhostNetV2 and V3 (timm >= 1.0.x), in their own tests; V3 in timm's multi-branch training form.
+WIDTHS_V2_V3 = {"ghostnetv2_100": 1.0, "ghostnetv2_130": 1.3, "ghostnetv3_050": 0.5, "ghostnetv3_100": 1.0}
+# (height, width, images, seed) of the compared inputs; the odd size checks padding at every stride
+# (and, for V2, the DFC attention's pooling and nearest upsampling at odd sizes).
 CASES = {"ghostnet_050": [(224, 224, 2, 1)], "ghostnet_100": [(224, 224, 2, 1), (193, 257, 2, 2)],
-         "ghostnet_130": [(224, 224, 2, 1)]}
+         "ghostnet_130": [(224, 224, 2, 1)], "ghostnetv2_100": [(224, 224, 2, 1), (193, 257, 2, 2)],
+         "ghostnetv2_130": [(224, 224, 2, 1)], "ghostnetv3_050": [(224, 224, 2, 1)],
+         "ghostnetv3_100": [(224, 224, 2, 1)]}
 WEIGHT_SEED = 1911
 CALIBRATION = (8, 16, 1000)  # batches, images per batch, first seed (disjoint from the case seeds)
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -58,8 +65,35 @@ def normalize(images):
     return (images / np.float32(255.0) - IMAGENET_MEAN) / IMAGENET_STD
 
 
-def state_dict(manifest, stats):
-    """The full float32 state dict (timm names and layouts) of a fixture, rebuilt with numpy alone."""
+def _stat_names(manifest):
+    return [(name, shape) for name, shape in manifest["params"] if is_running_stat(name)]
+
+
+def encode_stats(manifest, stats):
+    """(uint8 codes of all statistics in manifest order, float32 [min, max] per tensor)."""
+    codes, ranges = [], []
+    for name, _ in _stat_names(manifest):
+        value = np.log(stats[name]) if name.endswith(".running_var") else stats[name]
+        low, high = float(value.min()), float(value.max())
+        ranges.append((low, high))
+        codes.append(np.round((value - low) / max(high - low, 1e-12) * 255).astype(np.uint8).ravel())
+    return np.concatenate(codes), np.asarray(ranges, np.float32)
+
+
+def decode_stats(manifest, codes, ranges):
+    """{name: float32 statistic} from `encode_stats`."""
+    stats, start = {}, 0
+    for (name, shape), (low, high) in zip(_stat_names(manifest), ranges):
+        size = int(np.prod(shape))
+        value = low + codes[start:start + size].astype(np.float32) * np.float32((high - low) / 255)
+        stats[name] = (np.exp(value) if name.endswith(".running_var") else value).astype(np.float32).reshape(shape)
+        start += size
+    return stats
+
+
+def state_dict(manifest, arrays):
+    """The full float32 state dict (timm names and layouts) of a fixture's arrays, rebuilt with numpy alone."""
+    stats = decode_stats(manifest, arrays["stat_codes"], arrays["stat_ranges"]) if "stat_codes" in arrays else arrays
     return {name: stats[name] if is_running_stat(name) else synthetic_tensor(name, tuple(shape), manifest["seed"])
             for name, shape in manifest["params"]}
 
@@ -71,7 +105,7 @@ def _make_fixture(arch):
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False)
     params = [(k, list(v.shape)) for k, v in model.state_dict().items() if not k.endswith(".num_batches_tracked")]
-    manifest = {"arch": arch, "width": WIDTHS[arch], "seed": WEIGHT_SEED, "params": params,
+    manifest = {"arch": arch, "width": {**WIDTHS, **WIDTHS_V2_V3}[arch], "seed": WEIGHT_SEED, "params": params,
                 "cases": [list(case) for case in CASES[arch]]}
     weights = {k: torch.from_numpy(synthetic_tensor(k, tuple(s))) for k, s in params if not is_running_stat(k)}
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -90,9 +124,11 @@ def _make_fixture(arch):
             model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
     model.eval()
 
-    arrays = {"manifest": np.asarray(json.dumps(manifest))}
-    arrays.update({k: v.numpy() for k, v in model.state_dict().items()
-                   if is_running_stat(k) and not k.endswith(".num_batches_tracked")})
+    codes, ranges = encode_stats(manifest, {k: v.numpy() for k, v in model.state_dict().items()})
+    decoded = {k: torch.from_numpy(v) for k, v in decode_stats(manifest, codes, ranges).items()}
+    missing, unexpected = model.load_state_dict(decoded, strict=False)
+    assert not unexpected and all(not is_running_stat(k) or k.endswith(".num_batches_tracked") for k in missing)
+    arrays = {"manifest": np.asarray(json.dumps(manifest)), "stat_codes": codes, "stat_ranges": ranges}
     with torch.no_grad():
         for height, width, count, seed in CASES[arch]:
             images = normalize(synthetic_images(height, width, count, seed))
@@ -107,7 +143,7 @@ def _make_fixture(arch):
 
 def main():
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    for arch in WIDTHS:
+    for arch in sys.argv[1:] or [*WIDTHS, *WIDTHS_V2_V3]:
         _make_fixture(arch)
 
 
