@@ -5,6 +5,7 @@ import sys
 
 from convert import IO_TYPES, QUANTIZE_MODES
 from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
+from ghostnet_tf.commands import add_family_argument
 
 
 def _positive_int(text):
@@ -23,6 +24,7 @@ def _add_model_arguments(p, required=True):
     source = p.add_mutually_exclusive_group(required=required)
     source.add_argument("--width", type=parse_width, help="a fresh GhostNet of this width (0.5, 1.0, 1.3, ...)")
     source.add_argument("--keras-model", metavar="FILE", help="a saved .keras model (GhostModule layers included)")
+    add_family_argument(p)  # with --width; GhostNetV3 is built in its folded inference form
     p.add_argument("--weights", metavar="PATH", help="weights for --width (checkpoint path or 'imagenet')")
     p.add_argument("--input-size", type=parse_size, help="S or HxW (default 224, or the saved model's own size)")
     p.add_argument("--import-module", action="append", default=[], metavar="MODULE",
@@ -100,7 +102,7 @@ def convert_command(args):
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
     model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
-                                          args.import_module)
+                                          args.import_module, args.family)
     report = convert_and_verify(
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
@@ -122,7 +124,7 @@ def eval_command(args):
     model = None
     if args.width is not None or args.keras_model is not None:
         model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
-                                    args.import_module)
+                                    args.import_module, args.family)
     report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
                       input_size=args.input_size, show_progress=not args.no_progress)
     _emit(report, args, format_evaluation)

@@ -3,17 +3,19 @@ import os
 import sys
 
 
-def load_keras_model(width=None, weights=None, keras_model=None, input_size=None, import_modules=()):
-    """(model, description). ``keras_model`` may use GhostModule or any custom layer registered with
+def load_keras_model(width=None, weights=None, keras_model=None, input_size=None, import_modules=(), family="v1"):
+    """(model, description). With `width`, a fresh model of `family` (v1, v2, or v3 in its folded inference
+    form). ``keras_model`` may use GhostModule or any custom layer registered with
     ``keras.saving.register_keras_serializable`` in one of ``import_modules`` (imported first)."""
     if (width is None) == (keras_model is None):
         raise ValueError("give exactly one model source: --width W [--weights PATH] or --keras-model FILE")
     if keras_model is None:
-        from ghostnet_tf import GhostNet
+        from ghostnet_tf import build_model
 
         size = tuple(input_size or (224, 224))
-        model = GhostNet(width=width, input_shape=(*size, 3), weights=weights)
-        return model, {"name": model.name, "width": width, "weights": None if weights is None else os.fspath(weights)}
+        model = build_model(family, width, input_shape=(*size, 3), weights=weights)
+        return model, {"name": model.name, "family": family, "width": width,
+                       "weights": None if weights is None else os.fspath(weights)}
     if weights is not None:
         raise ValueError("--weights goes with --width; a --keras-model file carries its own weights")
     path = os.fspath(keras_model)
@@ -23,7 +25,7 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
 
     import keras
 
-    import ghostnet_tf.layers  # noqa: F401  registers GhostModule for deserialization
+    import ghostnet_tf.dfc  # noqa: F401  registers GhostModule and NearestUpsample for deserialization
 
     if import_modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own layer modules usually live next to their data

@@ -1,4 +1,4 @@
-"""GhostNet (arXiv 1911.11907) for Keras 3, exact to the official/timm network.
+"""GhostNet (arXiv 1911.11907), GhostNetV2 and GhostNetV3 for Keras 3, exact to the official/timm networks.
 
 Names are imported on first use so that ``ghostnet --help`` does not start TensorFlow.
 """
@@ -7,6 +7,10 @@ import importlib
 _EXPORTS = {
     "GhostModule": "ghostnet_tf.layers",
     "GhostNet": "ghostnet_tf.model",
+    "GhostNetV2": "ghostnet_tf.model_v2",
+    "GhostNetV3": "ghostnet_tf.model_v2",
+    "reparameterize": "ghostnet_tf.model_v2",
+    "build_model": "ghostnet_tf.model_v2",
     "load_weights": "ghostnet_tf.weights",
     "feature_model": "ghostnet_tf.model",
     "STAGES": "ghostnet_tf.model",

@@ -4,6 +4,9 @@ from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
 
 def register(sub):
     p = sub.add_parser("info", help="build a GhostNet and print its parameters, MACs and per-stage table")
+    add_family_argument(p)
+    p.add_argument("--reparameterized", action="store_true",
+                   help="v3: the folded inference form (default: the multi-branch training form, timm's count)")
     p.add_argument("--width", type=parse_width, default=1.0, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
     p.add_argument("--classes", type=int, default=1000)
@@ -18,10 +21,16 @@ def register(sub):
     p.set_defaults(func=port)
 
 
-def info(args):
-    from ghostnet_tf import GhostNet, format_profile, profile
+def add_family_argument(p):
+    p.add_argument("--family", choices=("v1", "v2", "v3"), default="v1",
+                   help="GhostNet (v1, default), GhostNetV2 (v2) or GhostNetV3 (v3)")
 
-    model = GhostNet(width=args.width, input_shape=(*args.input_size, 3), classes=args.classes)
+
+def info(args):
+    from ghostnet_tf import build_model, format_profile, profile
+
+    model = build_model(args.family, args.width, reparameterized=args.reparameterized,
+                        input_shape=(*args.input_size, 3), classes=args.classes)
     result = profile(model)
     if args.json:
         print_json(result)
@@ -33,7 +42,7 @@ def port(args):
     from ghostnet_tf.weights import port_checkpoint
 
     try:
-        width, classes = port_checkpoint(args.src, args.output, width=args.width)
+        width, classes, family = port_checkpoint(args.src, args.output, width=args.width)
     except ImportError as exc:  # reading a .pth without torch installed
         raise UsageError(str(exc)) from None
-    print(f"{args.output}: GhostNet width {width}, {classes} classes, from {args.src}")
+    print(f"{args.output}: {family} width {width}, {classes} classes, from {args.src}")

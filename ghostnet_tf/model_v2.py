@@ -11,7 +11,7 @@ from keras import layers
 from ghostnet_tf.blocks import conv_bn, depthwise_bn, ghost_bottleneck, ghost_module
 from ghostnet_tf.dfc import dfc_attention
 from ghostnet_tf.layers import batch_norm, symmetric_pad
-from ghostnet_tf.model import build_ghostnet, default_name
+from ghostnet_tf.model import GhostNet, build_ghostnet, default_name
 from ghostnet_tf.reparam import FOLDED, fold_state_dict, has_branches
 
 PLAIN_BLOCKS = 2  # the first two bottlenecks have no DFC attention (timm: layer_idx > 1)
@@ -133,3 +133,19 @@ def reparameterize(model):
         reparameterized=True)
     assign_state_dict(folded, fold_state_dict(state), f"model {model.name!r}")
     return folded
+
+
+
+FAMILIES = {"v1": GhostNet, "v2": GhostNetV2, "v3": GhostNetV3}  # the --family choices of the command line
+
+
+def build_model(family="v1", width=1.0, reparameterized=None, **kwargs):
+    """`GhostNet`, `GhostNetV2` or `GhostNetV3` by `family` ("v1", "v2", "v3"); for V3 `reparameterized`
+    (default True: the inference form, the one to export) chooses the form. `kwargs` go to the builder."""
+    if family not in FAMILIES:
+        raise ValueError(f"`family` must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family == "v3":
+        kwargs["reparameterized"] = True if reparameterized is None else reparameterized
+    elif reparameterized:
+        raise ValueError(f"`reparameterized` applies to GhostNetV3 (family v3) only, not to family {family}")
+    return FAMILIES[family](width, **kwargs)

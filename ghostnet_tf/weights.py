@@ -1,4 +1,5 @@
-"""Load the official / timm GhostNet checkpoints (PyTorch names and layouts) into the Keras model.
+"""Load the official / timm GhostNet, GhostNetV2 and GhostNetV3 checkpoints (PyTorch names and layouts)
+into the Keras models.
 
 The Keras layer names are the timm module paths, so the mapping is per layer type (`_layer_params`);
 the same table converts back (`state_dict_from_model`), which is how `.weights.h5` files written by
@@ -18,6 +19,8 @@ from ghostnet_tf.blocks import make_divisible
 from ghostnet_tf.files import atomic_path
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.model import LAST_CHANNELS, STEM_CHANNELS, GhostNet
+from ghostnet_tf.model_v2 import GhostNetV2, GhostNetV3
+from ghostnet_tf.reparam import fold_state_dict, has_branches
 
 # timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). The sha256 of the hub file was not
 # available when this was written (no network); set it once known and get_file verifies every download.
@@ -30,6 +33,8 @@ FILE_TYPES = ".safetensors, .pth/.pt (needs torch) or .weights.h5 (from `ghostne
 HEAD_PREFIXES = ("conv_head.", "classifier.")  # absent from include_top=False models
 IMAGENET_CLASSES = 1000
 PORT_ATTRS = ("ghostnet_tf.width", "ghostnet_tf.classes")  # .weights.h5 root attributes written by port
+FAMILY_ATTRS = ("ghostnet_tf.family", "ghostnet_tf.reparameterized")  # absent in V1 files written before V2/V3
+BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}  # by timm's name prefix
 SHOWN = 3  # offenders listed per kind in an error message
 
 
@@ -93,6 +98,25 @@ def infer_width(shapes):
     if make_divisible(LAST_CHANNELS * width) != last[0] or make_divisible(STEM_CHANNELS * width) != stem[0]:
         return None
     return width
+
+
+def infer_family(keys):
+    """(family, reparameterized) of a checkpoint or model from its state-dict keys: the family is timm's
+    name prefix ("ghostnet", "ghostnetv2", "ghostnetv3"); reparameterized tells V3's folded form."""
+    keys = list(keys)
+    if has_branches(keys):
+        return "ghostnetv3", False
+    if any(k.endswith(".primary_conv.0.bias") for k in keys):  # only V3's folded Ghost modules have a bias
+        return "ghostnetv3", True
+    if any(".short_conv." in k for k in keys):  # the DFC attention
+        return "ghostnetv2", False
+    return "ghostnet", False
+
+
+def _builder_call(family, reparameterized, width):
+    """How to build a model for a checkpoint, e.g. "GhostNetV3(width=1.0, reparameterized=True)"."""
+    extra = ", reparameterized=True" if reparameterized else ""
+    return f"{BUILDERS[family].__name__}(width={width}{extra})"
 
 
 def infer_classes(shapes):
@@ -164,13 +188,13 @@ def _read_port_weights(path):
 
     try:
         with h5py.File(path, "r") as f:
-            width, classes = (f.attrs.get(name) for name in PORT_ATTRS)
+            width, classes, family, reparameterized = (f.attrs.get(name) for name in PORT_ATTRS + FAMILY_ATTRS)
     except OSError as exc:
         raise ValueError(f"`weights`: cannot read {path} as HDF5: {_first_line(exc)}") from None
     if width is None or classes is None:
         raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_ATTRS[0]} attribute); "
                          "load it with model.load_weights() into a model of the same configuration")
-    source = port_model(float(width), int(classes))
+    source = port_model(float(width), int(classes), str(family or "ghostnet"), bool(reparameterized))
     try:
         source.load_weights(path)
     except Exception as exc:  # Keras raises ValueError/KeyError/OSError for a damaged file
@@ -191,9 +215,11 @@ def read_checkpoint(path):
     raise ValueError(f"`weights`: unsupported file {path!r}; expected {FILE_TYPES}")
 
 
-def port_model(width, classes, **kwargs):
-    """The configuration `ghostnet port` saves: the GhostNet defaults for a checkpoint's width and classes."""
-    return GhostNet(width=width, classes=classes, **kwargs)
+def port_model(width, classes, family="ghostnet", reparameterized=False, **kwargs):
+    """The configuration `ghostnet port` saves: the family's defaults for a checkpoint's width and classes."""
+    if reparameterized:
+        kwargs["reparameterized"] = True
+    return BUILDERS[family](width=width, classes=classes, **kwargs)
 
 
 def _skip_classifier(model_keys, shapes):
@@ -222,14 +248,21 @@ def _mismatch_error(path, model, model_shapes, shapes, missing, unexpected, wron
     if "conv_stem.weight" not in shapes and "blocks.9.0.conv.weight" not in shapes:
         message += "; this is not a GhostNet checkpoint"
     else:
-        have, want = infer_width(shapes), infer_width(model_shapes)
-        if have is not None and have != want:
-            message += f"; this checkpoint is width {have} (the model is width {want}): build GhostNet(width={have})"
+        (family, folded), have, want = infer_family(shapes), infer_width(shapes), infer_width(model_shapes)
+        name, model_name = BUILDERS[family].__name__, BUILDERS[infer_family(model_shapes)[0]].__name__
+        form = " in the folded inference form" if folded else ""
+        if (family, folded) != infer_family(model_shapes):
+            message += (f"; this checkpoint is {name} width {have}{form} (the model is {model_name} width {want}): "
+                        f"build {_builder_call(family, folded, have)}")
+        elif have is not None and have != want:
+            message += (f"; this checkpoint is width {have} (the model is width {want}): "
+                        f"build {_builder_call(family, folded, have)}")
     return ValueError(message)
 
 
 def load_weights(model, path):
-    """Load a GhostNet checkpoint into a `GhostNet` model, strictly: every variable is set exactly once.
+    """Load a checkpoint into a `GhostNet`/`GhostNetV2`/`GhostNetV3` model, strictly: every variable is set
+    exactly once. A GhostNetV3 checkpoint in timm's multi-branch layout also loads into the folded form.
 
     Accepts .safetensors (timm hub), .pth/.pt PyTorch pickles (official release; needs torch), and
     .weights.h5 from `ghostnet port`. A model built with include_top=False skips conv_head and the
@@ -241,8 +274,10 @@ def load_weights(model, path):
 
 def assign_state_dict(model, state, source="the state dict"):
     """`load_weights` for a state dict already in memory ({timm key: array}); `source` names it in errors."""
-    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     params = _model_params(model)
+    if has_branches(state) and infer_family(params) == ("ghostnetv3", True):
+        state = fold_state_dict(state)  # a training-form GhostNetV3 checkpoint into the folded model
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     model_shapes = {k: layout.torch_shape(tuple(var.shape)) for k, (var, layout) in params.items()}
     if _skip_classifier(model_shapes, shapes):
         params = {k: p for k, p in params.items() if not k.startswith("classifier.")}
@@ -261,8 +296,8 @@ PORT_SUFFIXES = (".weights.h5", ".keras")
 
 
 def port_checkpoint(src, output, width=None):
-    """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model; returns
-    (width, classes). Written to a temporary file beside `output`, then renamed: never half-written."""
+    """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model (of the checkpoint's
+    family and form); returns (width, classes, model name). Written to a temporary file beside `output`, then renamed: never half-written."""
     output = os.fspath(output)
     if not output.lower().endswith(PORT_SUFFIXES):
         raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
@@ -275,7 +310,8 @@ def port_checkpoint(src, output, width=None):
     if width is None:
         raise ValueError(f"`width`: cannot tell the width of {os.fspath(src)} from its channels; pass --width")
     classes = infer_classes(shapes) or IMAGENET_CLASSES
-    model = port_model(width, classes)
+    family, reparameterized = infer_family(shapes)
+    model = port_model(width, classes, family, reparameterized)
     assign_state_dict(model, state, os.fspath(src))
     with atomic_path(output) as tmp:
         if output.lower().endswith(".keras"):
@@ -285,8 +321,8 @@ def port_checkpoint(src, output, width=None):
             import h5py
 
             with h5py.File(tmp, "a") as f:
-                f.attrs.update(dict(zip(PORT_ATTRS, (width, classes))))
-    return width, classes
+                f.attrs.update(dict(zip(PORT_ATTRS + FAMILY_ATTRS, (width, classes, family, reparameterized))))
+    return width, classes, BUILDERS[family].__name__
 
 
 def imagenet_weights():

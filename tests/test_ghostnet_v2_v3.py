@@ -1,0 +1,211 @@
+"""GhostNetV2 and GhostNetV3: parity with timm itself, timm's parameter counts, the DFC upsampling at odd sizes,
+V3's folding (`reparameterize`, folded loading), checkpoint errors that name the family, port, info.
+
+The expected logits come from timm (tests/fixtures/parity_ghostnetv*.npz, made by tools/make_parity_fixtures.py);
+the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
+"""
+import importlib.util
+import json
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from safetensors.numpy import save_file
+
+from ghostnet_tf import GhostNetV2, GhostNetV3, load_weights, profile, reparameterize
+from ghostnet_tf.cli import main
+from ghostnet_tf.dfc import NearestUpsample
+from ghostnet_tf.reparam import fold_state_dict
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOLERANCE = 1e-4
+BUILDERS = {"ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}
+# timm 1.0.x: sum(p.numel() for p in timm.create_model(name).parameters()), and after convert_to_deploy()
+TIMM_PARAMS = {("ghostnetv2", 1.0): 6_156_908, ("ghostnetv2", 1.3): 8_960_404, ("ghostnetv3", 0.5): 3_395_384,
+               ("ghostnetv3", 1.0): 8_129_028}
+TIMM_DEPLOY_PARAMS = {0.5: 2_853_176}
+# GhostNetV2 paper (arXiv 2211.12905), Table 2: FLOPs (multiply-adds) at 224
+PAPER_MACS = {1.0: 167e6, 1.3: 269e6}
+
+
+def _import_recipe():
+    spec = importlib.util.spec_from_file_location("make_parity_fixtures", ROOT / "tools" / "make_parity_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+recipe = _import_recipe()
+ARCHS = tuple(recipe.WIDTHS_V2_V3)
+CASES = [(arch, tuple(case)) for arch in ARCHS for case in recipe.CASES[arch]]
+
+
+class Checkpoint:
+    """One fixture: timm's logits, the rebuilt state dict (V3: multi-branch) and a .safetensors file of it."""
+
+    def __init__(self, arch, directory):
+        with np.load(ROOT / "tests" / "fixtures" / f"parity_{arch}.npz") as data:
+            arrays = dict(data)
+        self.manifest = json.loads(str(arrays["manifest"]))
+        self.family, self.width = arch.split("_")[0], self.manifest["width"]
+        self.state = recipe.state_dict(self.manifest, arrays)
+        self.logits = {k: v for k, v in arrays.items() if k.startswith("logits_")}
+        self.path = directory / f"{arch}.safetensors"
+        save_file(self.state, str(self.path))
+
+    def build(self, height=224, width=224, **kwargs):
+        """The Keras model for this checkpoint's family and width: normalised input, pre-softmax logits."""
+        return BUILDERS[self.family](self.width, input_shape=(height, width, 3), include_preprocessing=False,
+                                     classifier_activation=None, **kwargs)
+
+    def max_diff(self, model, height=224, width=224, count=2, seed=1):
+        images = recipe.normalize(recipe.synthetic_images(height, width, count, seed))
+        logits = keras.ops.convert_to_numpy(model(images, training=False))
+        return float(np.abs(logits - self.logits[f"logits_{height}x{width}"]).max())
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    return {arch: Checkpoint(arch, directory) for arch in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def models(checkpoints):
+    """arch -> its model at 224, loaded through `load_weights` (V3 in the multi-branch training form)."""
+    built = {}
+    for arch, checkpoint in checkpoints.items():
+        built[arch] = checkpoint.build()
+        load_weights(built[arch], checkpoint.path)
+    return built
+
+
+def one_line_error(excinfo):
+    message = str(excinfo.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize("arch, case", CASES, ids=[f"{a}-{c[0]}x{c[1]}" for a, c in CASES])
+def test_logits_match_timm(checkpoints, models, arch, case):
+    checkpoint = checkpoints[arch]
+    height, width = case[:2]
+    if (height, width) == (224, 224):
+        model = models[arch]
+    else:  # odd, non-square: the DFC pool and upsampling at odd sizes
+        model = checkpoint.build(height, width, weights=checkpoint.path)
+    diff = checkpoint.max_diff(model, *case)
+    print(f"\n{arch} {height}x{width}: max |keras - timm| = {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("size, source", [(7, 3), (8, 4), (97, 48), (128, 64), (3, 1), (10, 3)])
+def test_nearest_upsample_is_pytorchs(size, source):
+    """PyTorch's 'nearest' (floor(i * in / out) in float32), at static and at unknown sizes (tf.function)."""
+    x = np.random.default_rng(size).standard_normal((1, source, source + 1, 2)).astype(np.float32)
+    rows = np.minimum(np.floor(np.arange(size, dtype=np.float32) * np.float32(source / size)).astype(int), source - 1)
+    cols_in, cols_out = source + 1, size + 2
+    cols = np.minimum(np.floor(np.arange(cols_out, dtype=np.float32) * np.float32(cols_in / cols_out)).astype(int),
+                      cols_in - 1)
+    expected = x[:, rows][:, :, cols]
+    like = np.zeros((1, size, cols_out, 1), np.float32)
+    layer = NearestUpsample()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([x, like])), expected)
+    spec = tf.TensorSpec((None, None, None, None), tf.float32)
+    dynamic = tf.function(lambda a, b: layer([a, b]), input_signature=[spec, spec])
+    np.testing.assert_array_equal(dynamic(x, like).numpy(), expected)
+
+
+@pytest.mark.parametrize("family, width", sorted(TIMM_PARAMS))
+def test_params_match_timm(family, width):
+    info = profile(BUILDERS[family](width))
+    assert info["params"] == TIMM_PARAMS[(family, width)]
+    if family == "ghostnetv2":
+        assert abs(info["macs"] - PAPER_MACS[width]) / PAPER_MACS[width] < 0.01
+
+
+def test_v3_reparameterize_folds_every_branch(checkpoints, models):
+    checkpoint, model = checkpoints["ghostnetv3_050"], models["ghostnetv3_050"]
+    folded = reparameterize(model)
+    assert not [layer.name for layer in folded.layers if "_rpr" in layer.name]
+    assert profile(folded)["params"] == TIMM_DEPLOY_PARAMS[0.5]
+    diff = checkpoint.max_diff(folded)
+    print(f"\nghostnetv3_050 reparameterized: max |keras - timm| = {diff:.2e}")
+    assert diff <= TOLERANCE
+    images = recipe.normalize(recipe.synthetic_images(224, 224, 2, 5))
+    np.testing.assert_allclose(folded(images), model(images, training=False), atol=2e-5)
+
+
+def test_v3_checkpoint_loads_into_the_folded_form(checkpoints):
+    checkpoint = checkpoints["ghostnetv3_100"]
+    folded = checkpoint.build(weights=checkpoint.path, reparameterized=True)
+    diff = checkpoint.max_diff(folded)
+    print(f"\nghostnetv3_100 loaded folded: max |keras - timm| = {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+def test_v3_fine_tuned_then_folded_is_the_same_function():
+    """After training steps (BN statistics and weights moved) the folded model still computes the same."""
+    model = GhostNetV3(0.5, input_shape=(64, 64, 3), classes=3, include_preprocessing=False, dropout_rate=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    images, labels = rng.standard_normal((8, 64, 64, 3)).astype(np.float32), rng.integers(0, 3, 8)
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    folded = reparameterize(model)
+    np.testing.assert_allclose(folded(images), model(images, training=False), atol=1e-5)
+
+
+def test_wrong_family_or_form_is_named_and_sets_nothing(checkpoints, models, tmp_path):
+    v2, v3 = checkpoints["ghostnetv2_100"], checkpoints["ghostnetv3_100"]
+    folded_path = tmp_path / "folded.safetensors"
+    save_file(fold_state_dict(v3.state), str(folded_path))
+    cases = [(models["ghostnetv2_100"], v3.path, "this checkpoint is GhostNetV3 width 1.0 (the model is GhostNetV2 "
+                                                 "width 1.0): build GhostNetV3(width=1.0)"),
+             (models["ghostnetv2_100"], checkpoints["ghostnetv2_130"].path,
+              "this checkpoint is width 1.3 (the model is width 1.0): build GhostNetV2(width=1.3)"),
+             (models["ghostnetv3_100"], folded_path, "this checkpoint is GhostNetV3 width 1.0 in the folded inference "
+                                                     "form (the model is GhostNetV3 width 1.0): build "
+                                                     "GhostNetV3(width=1.0, reparameterized=True)")]
+    for model, path, expected in cases:
+        with pytest.raises(ValueError) as excinfo:
+            load_weights(model, path)
+        assert expected in one_line_error(excinfo)
+    assert v2.max_diff(models["ghostnetv2_100"]) <= TOLERANCE  # the failed loads changed nothing
+
+
+def test_bad_arguments_are_one_line_errors(models):
+    with pytest.raises(ValueError) as excinfo:
+        reparameterize(models["ghostnetv2_100"])
+    assert "no re-parameterisable branches" in one_line_error(excinfo)
+    with pytest.raises(ValueError, match="`weights='imagenet'` is not bundled for GhostNetV2"):
+        GhostNetV2(weights="imagenet")
+    with pytest.raises(ValueError, match=">= 33"):
+        GhostNetV3(input_shape=(32, 64, 3))
+
+
+def test_port_v3_keeps_family_and_form(checkpoints, models, tmp_path, capsys):
+    checkpoint = checkpoints["ghostnetv3_050"]
+    out = tmp_path / "ghostnetv3_050.weights.h5"
+    assert main(["port", str(checkpoint.path), "-o", str(out)]) == 0
+    assert "GhostNetV3 width 0.5, 1000 classes" in capsys.readouterr().out
+    load_weights(models["ghostnetv3_050"], out)
+    assert checkpoint.max_diff(models["ghostnetv3_050"]) <= TOLERANCE
+
+
+def test_v2_keras_file_round_trip(tmp_path):
+    model = GhostNetV2(0.5, input_shape=(65, 80, 3), classes=4)
+    path = tmp_path / "v2.keras"
+    model.save(path)
+    images = np.random.default_rng(2).uniform(0, 255, (1, 65, 80, 3)).astype(np.float32)
+    np.testing.assert_array_equal(keras.models.load_model(path)(images), model(images))
+
+
+def test_info_for_v2_and_v3(capsys):
+    assert main(["info", "--family", "v3", "--width", "0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == TIMM_PARAMS[("ghostnetv3", 0.5)]
+    assert main(["info", "--family", "v3", "--reparameterized", "--width", "0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == TIMM_DEPLOY_PARAMS[0.5]
+    assert main(["info", "--family", "v2", "--reparameterized"]) == 2
+    assert "applies to GhostNetV3" in capsys.readouterr().err
