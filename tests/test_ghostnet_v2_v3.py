@@ -1,12 +1,16 @@
 """GhostNetV2 and GhostNetV3: parity with timm itself, timm's parameter counts, the DFC upsampling at odd sizes,
-V3's folding (`reparameterize`, folded loading), checkpoint errors that name the family, port, info.
+V3's folding (`reparameterize`, folded loading), checkpoint errors that name the family, port, info, the zoo,
+one small int8 conversion of V2 (the audit) and one float32 export of the folded V3.
 
 The expected logits come from timm (tests/fixtures/parity_ghostnetv*.npz, made by tools/make_parity_fixtures.py);
 the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
 """
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,12 +18,15 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import save_file
 
+from convert import convert_and_verify
+from convert.runtime import make_interpreter
 from ghostnet_tf import GhostNetV2, GhostNetV3, load_weights, profile, reparameterize
 from ghostnet_tf.cli import main
 from ghostnet_tf.dfc import NearestUpsample
 from ghostnet_tf.reparam import fold_state_dict
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 TOLERANCE = 1e-4
 BUILDERS = {"ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}
 # timm 1.0.x: sum(p.numel() for p in timm.create_model(name).parameters()), and after convert_to_deploy()
@@ -149,10 +156,13 @@ def test_v3_checkpoint_loads_into_the_folded_form(checkpoints):
 def test_v3_fine_tuned_then_folded_is_the_same_function():
     """After training steps (BN statistics and weights moved) the folded model still computes the same."""
     model = GhostNetV3(0.5, input_shape=(64, 64, 3), classes=3, include_preprocessing=False, dropout_rate=0.0)
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
+                  run_eagerly=True)  # two steps: tracing the training graph would cost far more
     rng = np.random.default_rng(0)
     images, labels = rng.standard_normal((8, 64, 64, 3)).astype(np.float32), rng.integers(0, 3, 8)
+    before = model.get_layer("blocks.2.0.ghost1.cheap_rpr_skip").moving_variance.numpy()
     model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    assert not np.allclose(before, model.get_layer("blocks.2.0.ghost1.cheap_rpr_skip").moving_variance.numpy())
     folded = reparameterize(model)
     np.testing.assert_allclose(folded(images), model(images, training=False), atol=1e-5)
 
@@ -209,3 +219,43 @@ def test_info_for_v2_and_v3(capsys):
     assert json.loads(capsys.readouterr().out)["params"] == TIMM_DEPLOY_PARAMS[0.5]
     assert main(["info", "--family", "v2", "--reparameterized"]) == 2
     assert "applies to GhostNetV3" in capsys.readouterr().err
+
+
+def test_zoo_has_v2_and_v3_outside_the_default_set():
+    from android_bench import zoo
+
+    assert not {"ghostnetv2_100", "ghostnetv3_100"} & {m.name for m in zoo.select()}
+    v2, v3 = (entry.build((64, 64)) for entry in zoo.select(["ghostnetv2_100", "ghostnetv3_100"]))
+    assert (v2.name, v3.name) == ("ghostnetv2_100", "ghostnetv3_100")
+    assert v2.get_layer("blocks.2.0.ghost1.short_conv.4") is not None
+    assert v3.get_layer("blocks.1.0.conv_dw").use_bias and not [l for l in v3.layers if "_rpr" in l.name]
+
+
+@pytest.fixture(scope="module")
+def v2_int8(tmp_path_factory):
+    """GhostNetV2-0.5x at 80x96 (odd DFC upsampling at strides 16 and 32), int8, via the CLI in its own process."""
+    out = tmp_path_factory.mktemp("v2_int8") / "v2.tflite"
+    proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--family", "v2", "--width", "0.5",
+                           "--input-size", "80x96", "-o", str(out), "--calibration-steps", "8", "--eval-count", "4",
+                           "--json", "--no-progress"], capture_output=True, text=True, env=ENV, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads(proc.stdout)
+
+
+def test_v2_int8_is_fully_int8(v2_int8):
+    path, report = v2_int8
+    assert report["model"]["name"] == "ghostnetv2_050" and report["model"]["family"] == "v2"
+    assert report["audit"]["int8"] == {"ok": True, "offenders": []}
+    assert all(check["ok"] for check in report["audit"]["hygiene"].values()), report["audit"]["hygiene"]
+    assert report["audit"]["ops"]["LOGISTIC"] == 14  # one DFC gate per bottleneck but the first two
+    # Independent of the audit code: every tensor of the file is int8 or int32 (io int8), no requantization.
+    interpreter = make_interpreter(model_path=path, use_xnnpack=False)
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
+    assert not [op for op in interpreter._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
+
+
+def test_v3_float32_export_is_the_keras_model(tmp_path):
+    """The folded V3 (what `convert --family v3` builds), float32: the file computes what Keras computes."""
+    model = GhostNetV3(0.5, input_shape=(80, 96, 3), reparameterized=True)
+    report = convert_and_verify(model, tmp_path / "v3.tflite", quantize="float32", eval_count=4, show_progress=False)
+    assert report["fidelity"]["max_abs_error"] < 1e-5 and report["fidelity"]["top1_agreement_pct"] == 100
