@@ -5,10 +5,8 @@ one small int8 conversion of V2 (the audit) and one float32 export of the folded
 The expected logits come from timm (tests/fixtures/parity_ghostnetv*.npz, made by tools/make_parity_fixtures.py);
 the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
 """
-import importlib.util
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -16,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from parity import TOLERANCE, Checkpoint, load_checkpoints, one_line_error, recipe
 from safetensors.numpy import save_file
 
 from convert import convert_and_verify
@@ -25,9 +24,7 @@ from ghostnet_tf.cli import main
 from ghostnet_tf.dfc import NearestUpsample
 from ghostnet_tf.reparam import fold_state_dict
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-TOLERANCE = 1e-4
 BUILDERS = {"ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}
 # timm 1.0.x: sum(p.numel() for p in timm.create_model(name).parameters()), and after convert_to_deploy()
 TIMM_PARAMS = {("ghostnetv2", 1.0): 6_156_908, ("ghostnetv2", 1.3): 8_960_404, ("ghostnetv3", 0.5): 3_395_384,
@@ -35,32 +32,16 @@ TIMM_PARAMS = {("ghostnetv2", 1.0): 6_156_908, ("ghostnetv2", 1.3): 8_960_404, (
 TIMM_DEPLOY_PARAMS = {0.5: 2_853_176}
 # GhostNetV2 paper (arXiv 2211.12905), Table 2: FLOPs (multiply-adds) at 224
 PAPER_MACS = {1.0: 167e6, 1.3: 269e6}
-
-
-def _import_recipe():
-    spec = importlib.util.spec_from_file_location("make_parity_fixtures", ROOT / "tools" / "make_parity_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _import_recipe()
 ARCHS = tuple(recipe.WIDTHS_V2_V3)
 CASES = [(arch, tuple(case)) for arch in ARCHS for case in recipe.CASES[arch]]
 
 
-class Checkpoint:
-    """One fixture: timm's logits, the rebuilt state dict (V3: multi-branch) and a .safetensors file of it."""
+class FamilyCheckpoint(Checkpoint):
+    """A V2/V3 fixture (V3: multi-branch), with the model of its family and width and its logit difference."""
 
     def __init__(self, arch, directory):
-        with np.load(ROOT / "tests" / "fixtures" / f"parity_{arch}.npz") as data:
-            arrays = dict(data)
-        self.manifest = json.loads(str(arrays["manifest"]))
-        self.family, self.width = arch.split("_")[0], self.manifest["width"]
-        self.state = recipe.state_dict(self.manifest, arrays)
-        self.logits = {k: v for k, v in arrays.items() if k.startswith("logits_")}
-        self.path = directory / f"{arch}.safetensors"
-        save_file(self.state, str(self.path))
+        super().__init__(arch, directory)
+        self.family = arch.split("_")[0]
 
     def build(self, height=224, width=224, **kwargs):
         """The Keras model for this checkpoint's family and width: normalised input, pre-softmax logits."""
@@ -68,31 +49,20 @@ class Checkpoint:
                                      classifier_activation=None, **kwargs)
 
     def max_diff(self, model, height=224, width=224, count=2, seed=1):
-        images = recipe.normalize(recipe.synthetic_images(height, width, count, seed))
-        logits = keras.ops.convert_to_numpy(model(images, training=False))
-        return float(np.abs(logits - self.logits[f"logits_{height}x{width}"]).max())
+        images, logits = self.case(height, width, count, seed)
+        out = keras.ops.convert_to_numpy(model(recipe.normalize(images), training=False))
+        return float(np.abs(out - logits).max())
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    return {arch: Checkpoint(arch, directory) for arch in ARCHS}
+    return load_checkpoints(ARCHS, tmp_path_factory, FamilyCheckpoint)
 
 
 @pytest.fixture(scope="module")
 def models(checkpoints):
-    """arch -> its model at 224, loaded through `load_weights` (V3 in the multi-branch training form)."""
-    built = {}
-    for arch, checkpoint in checkpoints.items():
-        built[arch] = checkpoint.build()
-        load_weights(built[arch], checkpoint.path)
-    return built
-
-
-def one_line_error(excinfo):
-    message = str(excinfo.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
+    """arch -> its model at 224 with the checkpoint as `weights` (V3 in the multi-branch training form)."""
+    return {arch: checkpoint.build(weights=checkpoint.path) for arch, checkpoint in checkpoints.items()}
 
 
 @pytest.mark.parametrize("arch, case", CASES, ids=[f"{a}-{c[0]}x{c[1]}" for a, c in CASES])

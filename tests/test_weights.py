@@ -3,9 +3,6 @@
 The expected logits come from timm (tests/fixtures/parity_*.npz, made by tools/make_parity_fixtures.py);
 the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
 """
-import importlib.util
-import json
-import pathlib
 import pickle
 import sys
 import types
@@ -13,50 +10,20 @@ import types
 import keras
 import numpy as np
 import pytest
+from parity import TOLERANCE, load_checkpoints, one_line_error, recipe
 from safetensors.numpy import save_file
 
 from ghostnet_tf import GhostNet, load_weights
 from ghostnet_tf import weights as gw
 from ghostnet_tf.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TOLERANCE = 1e-4
-
-
-def _import_recipe():
-    spec = importlib.util.spec_from_file_location("make_parity_fixtures", ROOT / "tools" / "make_parity_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _import_recipe()
 ARCHS = tuple(recipe.WIDTHS)
 CASES = [(arch, tuple(case)) for arch in ARCHS for case in recipe.CASES[arch]]
 
 
-class Checkpoint:
-    """One fixture: timm's logits, the rebuilt state dict and a .safetensors file holding it."""
-
-    def __init__(self, arch, directory):
-        with np.load(ROOT / "tests" / "fixtures" / f"parity_{arch}.npz") as data:
-            arrays = dict(data)
-        self.manifest = json.loads(str(arrays.pop("manifest")))
-        self.width = self.manifest["width"]
-        self.state = recipe.state_dict(self.manifest, arrays)
-        self.logits = {k: v for k, v in arrays.items() if k.startswith("logits_")}
-        self.path = directory / f"{arch}.safetensors"
-        save_file(self.state, str(self.path))
-
-    def case(self, height, width, count, seed):
-        """(images in [0, 255], timm's logits for them)."""
-        return recipe.synthetic_images(height, width, count, seed), self.logits[f"logits_{height}x{width}"]
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    return {arch: Checkpoint(arch, directory) for arch in ARCHS}
+    return load_checkpoints(ARCHS, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +52,6 @@ def assert_parity(model, checkpoint, normalized=True):
         images, logits = checkpoint.case(*case)
         diff = max_diff(model, recipe.normalize(images) if normalized else images, logits)
         assert diff <= TOLERANCE, f"{model.name} {case}: max |keras - timm| = {diff:.2e}"
-
-
-def one_line_error(excinfo):
-    message = str(excinfo.value)
-    assert "\n" not in message and "Traceback" not in message
-    return message
 
 
 @pytest.mark.parametrize("arch, case", CASES, ids=[f"{a}-{c[0]}x{c[1]}" for a, c in CASES])
