@@ -95,6 +95,15 @@ def test_nearest_upsample_is_pytorchs(size, source):
     np.testing.assert_array_equal(dynamic(x, like).numpy(), expected)
 
 
+def test_v2_with_unknown_input_size_is_the_static_model():
+    """`input_shape=(None, None, 3)` through `predict` (a traced graph: sizes unknown, the gather path)."""
+    static = GhostNetV2(0.5, input_shape=(65, 80, 3), classes=5, classifier_activation=None)
+    dynamic = GhostNetV2(0.5, input_shape=(None, None, 3), classes=5, classifier_activation=None)
+    dynamic.set_weights(static.get_weights())
+    images = np.random.default_rng(3).uniform(0, 255, (2, 65, 80, 3)).astype(np.float32)
+    np.testing.assert_allclose(dynamic.predict(images, verbose=0), static(images), atol=1e-6)
+
+
 @pytest.mark.parametrize("family, width", sorted(TIMM_PARAMS))
 def test_params_match_timm(family, width):
     info = profile(BUILDERS[family](width))
