@@ -148,9 +148,8 @@ def adb_measure(args, options):
 
 def register(bench_sub):
     p = bench_sub.add_parser("compare", help="convert the model zoo (GhostNet vs MobileNetV2/V3) and benchmark it",
-                             description="Convert GhostNet 0.5/1.0/1.3x and MobileNetV2/V3 (and GhostNetV2/V3 1.0x "
-                                         "with --models) to float32 and int8, benchmark them round by round and "
-                                         "write a report.")
+                             description="Convert GhostNet 0.5/1.0/1.3x and MobileNetV2/V3 to float32 and int8, "
+                                         "benchmark them round by round and write a report.")
     p.add_argument("--target", choices=("local", "adb"), default="local", help="where to measure (default local)")
     p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], metavar="A,B",
                    help=f"subset of the zoo: {', '.join(zoo.ZOO)}")
