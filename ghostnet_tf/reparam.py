@@ -24,6 +24,9 @@ def has_branches(keys):
 
 def _fuse(state, kernel, bn):
     """(kernel, bias) of conv `kernel` followed by the BatchNorm with key prefix `bn`, in eval mode."""
+    missing = [f"{bn}.{p}" for p in _BN if f"{bn}.{p}" not in state]
+    if missing:
+        raise ValueError(f"`weights`: a GhostNetV3 branch is incomplete: no {missing[0]}")
     gamma, beta, mean, var = (np.asarray(state[f"{bn}.{p}"], np.float64) for p in _BN)
     scale = gamma / np.sqrt(var + BN_EPSILON)  # float64: the sum of the branches then rounds only once
     return kernel * scale[:, None, None, None], beta - mean * scale

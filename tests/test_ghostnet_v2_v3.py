@@ -20,6 +20,7 @@ from safetensors.numpy import save_file
 from convert import convert_and_verify
 from convert.runtime import make_interpreter
 from ghostnet_tf import GhostNetV2, GhostNetV3, load_weights, profile, reparameterize
+from ghostnet_tf import weights as gw
 from ghostnet_tf.cli import main
 from ghostnet_tf.dfc import NearestUpsample
 from ghostnet_tf.reparam import fold_state_dict
@@ -162,6 +163,14 @@ def test_wrong_family_or_form_is_named_and_sets_nothing(checkpoints, models, tmp
             load_weights(model, path)
         assert expected in one_line_error(excinfo)
     assert v2.max_diff(models["ghostnetv2_100"]) <= TOLERANCE  # the failed loads changed nothing
+
+
+def test_incomplete_v3_branch_is_named(checkpoints):
+    state = dict(checkpoints["ghostnetv3_050"].state)
+    del state["blocks.4.0.ghost1.cheap_rpr_conv.1.bn1.running_var"]
+    with pytest.raises(ValueError) as excinfo:
+        gw.assign_state_dict(checkpoints["ghostnetv3_050"].build(reparameterized=True), state)
+    assert "no blocks.4.0.ghost1.cheap_rpr_conv.1.bn1.running_var" in one_line_error(excinfo)
 
 
 def test_bad_arguments_are_one_line_errors(models):
