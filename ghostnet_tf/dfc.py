@@ -27,8 +27,8 @@ class NearestUpsample(layers.Layer):
 
     After the 2x2 pool ``in = floor(out / 2)``, and then that is every row twice, with the first row once
     more when ``out`` is odd (``floor((2k+1)n / (2n+1)) = floor((2k+2)n / (2n+1)) = k``). Static sizes are
-    built that way from concatenate, reshape and slice, which TFLite runs in int8 and XNNPACK delegates
-    (TF's nearest resize rounds half-pixel centres and differs at odd sizes; a gather is not delegated).
+    built that way from concatenate, reshape and slice, which TFLite runs in int8 and XNNPACK takes (TF's
+    nearest resize rounds half-pixel centres and differs at odd sizes; XNNPACK takes no gather or tile).
     Unknown sizes gather with the formula itself.
     """
 
