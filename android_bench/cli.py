@@ -7,8 +7,8 @@ import importlib
 from android_bench import results
 
 # Modules whose ``register(bench_sub)`` adds a ``bench`` subcommand, in help order.
-BENCH_MODULES = ("android_bench.adb_runner", "android_bench.local_runner", "android_bench.compare",
-                 "android_bench.report")
+BENCH_MODULES = ("android_bench.adb_runner", "android_bench.local_runner", "android_bench.arm.commands",
+                 "android_bench.compare", "android_bench.report")
 
 
 def register(sub):

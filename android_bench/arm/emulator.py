@@ -1,0 +1,143 @@
+"""``ghostnet bench arm``: a .tflite file on the real aarch64 LiteRT under ``qemu-aarch64 -cpu CORE``, with the
+guest instructions of each inference counted exactly by the plugin (counter.c).
+
+An instruction count is not a latency: the emulator models no caches, no pipeline and no memory stalls. It
+is the work the phone's kernels do, free of noise, comparable between models on one core. Wall time under
+emulation says nothing about a phone and is never recorded.
+"""
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+
+import numpy as np
+
+from android_bench import modelfile, results
+from android_bench.arm import cpus, install
+from android_bench.local_runner import realistic_input
+from convert.runtime import get_runtime, make_interpreter
+
+GUEST_SCRIPT = os.path.join(os.path.dirname(__file__), "guest.py")
+REGION = re.compile(r"^ghostnet-region (\d+) insns=(\d+) dot=(\d+) mm=(\d+)$", re.M)
+XNNPACK_LINE = "Created TensorFlow Lite XNNPACK delegate"
+PROBE = ("import ctypes; g = ctypes.CDLL(None).getauxval; g.restype = ctypes.c_ulong; "
+         f"print(g({16}), g({26}))")  # AT_HWCAP, AT_HWCAP2
+
+
+def _guest_env(prefix, layout):
+    """A fixed, minimal environment: the count of a run depends on nothing the user's shell happens to set."""
+    return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": layout.site, "QEMU_LD_PREFIX": prefix}
+
+
+def _qemu(setup, core, prefix, args, plugin_log=None, timeout=1800):
+    command = [setup["qemu_path"], "-cpu", core]
+    if plugin_log:
+        command += ["-plugin", setup["layout"].plugin, "-d", "plugin", "-D", plugin_log]
+    command += [setup["layout"].python, *args]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=_guest_env(prefix, setup["layout"]))
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the emulated run on {core} did not finish within {timeout} s") from None
+
+
+def core_prefix(setup, name):
+    """The guest root for one core: the userland, plus the /proc/cpuinfo and /sys CPU lists of a one-core
+    phone with that core's MIDR and the features qemu gives it. Made once, then reused."""
+    layout = setup["layout"]
+    prefix = os.path.join(layout.cores, name)
+    facts_path = os.path.join(prefix, "core.json")
+    if os.path.exists(facts_path):
+        with open(facts_path, encoding="utf-8") as handle:
+            return prefix, json.load(handle)
+    staging = prefix + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(os.path.join(staging, "sys", "devices", "system", "cpu"))
+    os.makedirs(os.path.join(staging, "proc"))
+    for entry in os.listdir(layout.rootfs):
+        os.symlink(os.path.join(layout.rootfs, entry), os.path.join(staging, entry))
+    for name_ in ("possible", "present", "online"):
+        with open(os.path.join(staging, "sys", "devices", "system", "cpu", name_), "w", encoding="utf-8") as handle:
+            handle.write("0\n")
+    probe = _qemu(setup, name, staging, ["-c", PROBE], timeout=120)
+    if probe.returncode != 0:
+        raise RuntimeError(f"the emulated Python does not start on {name}: {probe.stderr.strip()[-300:]}")
+    hwcap, hwcap2 = (int(v) for v in probe.stdout.split())
+    features = cpus.features(hwcap, hwcap2)
+    with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
+        handle.write(cpus.cpuinfo_text(name, features))
+    facts = {"cpu": name, "midr": f"0x{cpus.CORES[name].midr:08x}", "features": features}
+    with open(os.path.join(staging, "core.json"), "w", encoding="utf-8") as handle:
+        json.dump(facts, handle)
+    shutil.rmtree(prefix, ignore_errors=True)
+    os.replace(staging, prefix)
+    return prefix, facts
+
+
+def parse_regions(log_text, runs):
+    """Instruction counts from the plugin's log: the marker overhead, the first inference and ``runs`` more."""
+    regions = [tuple(int(v) for v in m.groups()[1:]) for m in REGION.finditer(log_text)]
+    if len(regions) != runs + 2:
+        raise RuntimeError(f"the counting plugin reported {len(regions)} regions, expected {runs + 2}")
+    overhead = regions[0][0]
+    steady = [r[0] - overhead for r in regions[2:]]
+    return {"count": runs, "per_inference": int(statistics.median(steady)), "min": min(steady), "max": max(steady),
+            "first_inference": regions[1][0] - overhead, "marker_overhead": overhead,
+            "dot_product_per_inference": int(statistics.median(r[1] for r in regions[2:])),
+            "i8mm_per_inference": int(statistics.median(r[2] for r in regions[2:]))}
+
+
+def _agreement(arm_out, host_out, runtime):
+    diff = np.abs(arm_out.astype(np.float64) - host_out.astype(np.float64))
+    return {"host_runtime": f"{runtime.name} {runtime.version}", "host_machine": os.uname().machine,
+            "max_abs_diff": float(diff.max()) if diff.size else 0.0, "bit_exact": bool(np.array_equal(arm_out, host_out)),
+            "output_dtype": str(arm_out.dtype)}
+
+
+def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
+    """Run ``model_path`` on the emulated core ``cpu`` and return its ``arm-emulated`` record (not yet written).
+
+    The same input goes through this machine's runtime, and the record says whether both agree bit for bit.
+    """
+    if runs < 1:
+        raise ValueError(f"--runs must be >= 1, got {runs}")
+    core = cpus.core(cpu)
+    setup = install.load(cache)
+    model = modelfile.check_tflite(model_path)
+    host = make_interpreter(model_path=model_path, num_threads=1, use_xnnpack=use_xnnpack)
+    detail = host.get_input_details()[0]
+    x = realistic_input(detail, np.random.default_rng(seed))
+    host.set_tensor(detail["index"], x)
+    host.invoke()
+    host_out = host.get_tensor(host.get_output_details()[0]["index"])
+    prefix, facts = core_prefix(setup, core.name)
+    with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
+        input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
+        log_path = os.path.join(tmp, "plugin.log")
+        np.save(input_path, x)
+        done = _qemu(setup, core.name, prefix, [GUEST_SCRIPT, os.path.abspath(model_path), input_path, output_path,
+                                                 str(runs), "1" if use_xnnpack else "0"], plugin_log=log_path)
+        if done.returncode != 0:
+            raise RuntimeError(f"the emulated run of {model_path} on {core.name} failed: "
+                               f"{' | '.join(done.stderr.strip().splitlines()[-3:])}")
+        if "Error in cpuinfo" in done.stderr:
+            raise RuntimeError(f"LiteRT's cpuinfo could not read the emulated {core.name}; its counts would be "
+                               "those of the slow fallback kernels")
+        if use_xnnpack and XNNPACK_LINE not in done.stderr:
+            raise RuntimeError(f"XNNPACK did not run under emulation on {core.name}: the counts would not be "
+                               "the phone's kernels")
+        with open(log_path, encoding="utf-8") as handle:
+            instructions = parse_regions(handle.read(), runs)
+        guest = json.loads(done.stdout.strip().splitlines()[-1])
+        arm_out = np.load(output_path)
+    device = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": setup["qemu"],
+              "guest_python": guest["python"]}
+    runtime = {"name": "ai-edge-litert", "version": guest["runtime_version"], "platform": setup["wheel_platform"]}
+    return results.make_arm_record(model=model, runtime=runtime, delegate="xnnpack" if use_xnnpack else "cpu",
+                                   device=device, instructions=instructions,
+                                   host_agreement=_agreement(arm_out, host_out, get_runtime()))
+
