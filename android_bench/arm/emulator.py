@@ -98,22 +98,12 @@ def _agreement(arm_out, host_out, runtime):
             "output_dtype": str(arm_out.dtype)}
 
 
-def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
-    """Run ``model_path`` on the emulated core ``cpu`` and return its ``arm-emulated`` record (not yet written).
+def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True):
+    """Run ``model_path`` on input ``x`` (already in the model's input dtype) on the emulated core ``cpu``.
 
-    The same input goes through this machine's runtime, and the record says whether both agree bit for bit.
+    Returns (instruction counts as in ``parse_regions``, the model's output, facts about core and guest).
     """
-    if runs < 1:
-        raise ValueError(f"--runs must be >= 1, got {runs}")
     core = cpus.core(cpu)
-    setup = install.load(cache)
-    model = modelfile.check_tflite(model_path)
-    host = make_interpreter(model_path=model_path, num_threads=1, use_xnnpack=use_xnnpack)
-    detail = host.get_input_details()[0]
-    x = realistic_input(detail, np.random.default_rng(seed))
-    host.set_tensor(detail["index"], x)
-    host.invoke()
-    host_out = host.get_tensor(host.get_output_details()[0]["index"])
     prefix, facts = core_prefix(setup, core.name)
     with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
         input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
@@ -133,11 +123,31 @@ def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
         with open(log_path, encoding="utf-8") as handle:
             instructions = parse_regions(handle.read(), runs)
         guest = json.loads(done.stdout.strip().splitlines()[-1])
-        arm_out = np.load(output_path)
-    device = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": setup["qemu"],
-              "guest_python": guest["python"]}
-    runtime = {"name": "ai-edge-litert", "version": guest["runtime_version"], "platform": setup["wheel_platform"]}
+        output = np.load(output_path)
+    facts = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": setup["qemu"],
+             "guest_python": guest["python"], "guest_runtime_version": guest["runtime_version"]}
+    return instructions, output, facts
+
+
+def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
+    """Run ``model_path`` on the emulated core ``cpu`` and return its ``arm-emulated`` record (not yet written).
+
+    The same input goes through this machine's runtime, and the record says whether both agree bit for bit.
+    """
+    if runs < 1:
+        raise ValueError(f"--runs must be >= 1, got {runs}")
+    cpus.core(cpu)
+    setup = install.load(cache)
+    model = modelfile.check_tflite(model_path)
+    host = make_interpreter(model_path=model_path, num_threads=1, use_xnnpack=use_xnnpack)
+    detail = host.get_input_details()[0]
+    x = realistic_input(detail, np.random.default_rng(seed))
+    host.set_tensor(detail["index"], x)
+    host.invoke()
+    host_out = host.get_tensor(host.get_output_details()[0]["index"])
+    instructions, arm_out, device = run_on_core(setup, model_path, cpu, x, runs, use_xnnpack)
+    runtime = {"name": "ai-edge-litert", "version": device.pop("guest_runtime_version"),
+               "platform": setup["wheel_platform"]}
     return results.make_arm_record(model=model, runtime=runtime, delegate="xnnpack" if use_xnnpack else "cpu",
                                    device=device, instructions=instructions,
                                    host_agreement=_agreement(arm_out, host_out, get_runtime()))
-
