@@ -13,6 +13,7 @@ import time
 
 from android_bench import modelfile, report, results, zoo
 from android_bench.adb_runner import add_device_options, session_from_args
+from android_bench.arm.commands import parse_cpus
 from android_bench.cli import integer_at_least, parse_positive_list
 from android_bench.local_runner import run_local
 from ghostnet_tf.cli import parse_size, parse_width
@@ -22,6 +23,7 @@ PRECISIONS = ("float32", "int8")
 DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": 100, "eval_count": 16}
 QUICK = {"runs": 10, "warmup": 2, "rounds": 1, "calibration_steps": 8, "eval_count": 4}
 QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")
+ARM_RUNS = 2  # counted inferences per emulated run, after the first
 
 
 def _log(message):
@@ -132,6 +134,46 @@ def benchmark_rounds(entries, converted, threads_list, options, results_path, me
             results.append_record(results_path, record)
 
 
+def count_on_arm(entries, converted, cores, results_path, use_xnnpack=True, jobs=2):
+    """Every (model, precision) on every emulated core, ``jobs`` emulators at a time. Counts are exact, so
+    one round suffices; records are appended in table order whatever finishes first."""
+    from android_bench.arm import emulator, install
+
+    configs = [(e, p, core) for core in cores for e in entries for p in PRECISIONS]
+    _log(f"compare: counting instructions of {len(configs)} configurations on emulated {', '.join(cores)}")
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(emulator.emulate, converted[(e.name, p)]["path"], core, ARM_RUNS, use_xnnpack)
+                   for e, p, core in configs]
+        for count, ((entry, precision, core), future) in enumerate(zip(configs, futures), 1):
+            try:
+                record = future.result()
+            except install.ArmError as exc:
+                raise ValueError(f"{entry.name} {precision} on {core}: {exc}") from None
+            record["label"] = _label(entry, precision, converted[(entry.name, precision)], 0)
+            results.append_record(results_path, record)
+            _log(f"  [{count}/{len(configs)}] {entry.name} {precision} on {core}: "
+                 f"{record['instructions']['per_inference'] / 1e6:.2f} M instructions "
+                 f"({time.perf_counter() - start:.0f} s elapsed)")
+
+
+def arm_available(wanted):
+    """Whether to add the ARM table: ``wanted`` True (required), False (never) or None (when set up)."""
+    if wanted is False:
+        return False
+    from android_bench.arm import install
+
+    try:
+        install.load()
+        return True
+    except install.SetupError as exc:
+        if wanted:
+            raise ValueError(f"--arm: {exc}") from None
+        _log("compare: no ARM instruction table: the emulator is not set up (`make arm` or "
+             "`ghostnet bench arm --setup`, under a minute as root)")
+        return False
+
+
 def local_measure(options, use_xnnpack=True):
     return lambda path, threads: run_local(path, threads=threads, runs=options["runs"], warmup=options["warmup"],
                                            use_xnnpack=use_xnnpack)
@@ -150,7 +192,14 @@ def register(bench_sub):
     p = bench_sub.add_parser("compare", help="convert the model zoo (GhostNet vs MobileNetV2/V3) and benchmark it",
                              description="Convert GhostNet 0.5/1.0/1.3x and MobileNetV2/V3 to float32 and int8, "
                                          "benchmark them round by round and write a report.")
-    p.add_argument("--target", choices=("local", "adb"), default="local", help="where to measure (default local)")
+    p.add_argument("--target", choices=("local", "adb", "arm"), default="local",
+                   help="where to measure: this CPU's latency (default), a phone's, or instructions on emulated "
+                        "ARM cores (arm)")
+    p.add_argument("--cpu", type=parse_cpus, default=["cortex-a76"],
+                   help="emulated ARM cores for --target arm and the ARM table (default cortex-a76)")
+    p.add_argument("--arm", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --target local: also count instructions on the emulated --cpu cores (default: "
+                        "when `ghostnet bench arm --setup` has been run)")
     p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], metavar="A,B",
                    help=f"subset of the zoo: {', '.join(zoo.ZOO)}")
     p.add_argument("--width", type=lambda s: [parse_width(w) for w in s.split(",")], metavar="W,W",
@@ -189,12 +238,16 @@ def run_compare(args):
     os.makedirs(out_dir, exist_ok=True)
     results_path = os.path.join(out_dir, "results.jsonl")
     measure = adb_measure(args, options) if args.target == "adb" else local_measure(options, args.xnnpack)
+    with_arm = arm_available(True) if args.target == "arm" else args.target == "local" and arm_available(args.arm)
 
     start = time.perf_counter()
     converted = convert_zoo(entries, args.input_size, args.cache_dir, options, args.jobs)
     converted_s = time.perf_counter() - start
-    benchmark_rounds(entries, converted, threads_list, options, results_path, measure)
+    if args.target != "arm":
+        benchmark_rounds(entries, converted, threads_list, options, results_path, measure)
+    if with_arm:
+        count_on_arm(entries, converted, args.cpu, results_path, args.xnnpack, args.jobs)
     text = report.write_report(results_path, out_dir)
     print(text)
     print(f"compare: conversions {converted_s:.0f} s, total {time.perf_counter() - start:.0f} s; "
-          f"results, report.md, report.csv and plots in {out_dir}")
+          f"results.jsonl, report.md, CSV and plots in {out_dir}")

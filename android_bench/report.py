@@ -11,6 +11,7 @@ import statistics
 from collections import defaultdict
 
 from android_bench import results
+from android_bench.arm import report as arm_report
 from android_bench.zoo import DEFAULT_BASELINE, ZOO
 from ghostnet_tf.files import write_atomic
 
@@ -93,9 +94,9 @@ def markdown(tables, baseline=DEFAULT_BASELINE):
     return out.getvalue()
 
 
-def csv_text(tables):
+def csv_text(tables, columns=COLUMNS):
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=("device", *COLUMNS, "top1"), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=("device", *columns, "top1"), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for device, rows in tables.items():
         for row in rows:
@@ -112,8 +113,8 @@ def _png(figure):
     return buffer.getvalue()
 
 
-def latency_plot(device, rows):
-    """Grouped bars: median latency per model, one bar per precision (threads 1 when present)."""
+def bar_plot(title, rows, value, ylabel):
+    """Grouped bars: ``value`` per model, one bar per precision (threads 1 when present)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,18 +127,19 @@ def latency_plot(device, rows):
     figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(models) + 2), 4))
     width = 0.8 / len(precisions)
     for i, precision in enumerate(precisions):
-        values = {r["model"]: r["median_ms"] for r in rows if r["precision"] == precision}
+        values = {r["model"]: r[value] for r in rows if r["precision"] == precision}
         xs = [m + (i - (len(precisions) - 1) / 2) * width for m in range(len(models))]
         axes.bar(xs, [values.get(m, 0) for m in models], width, label=precision)
     axes.set_xticks(range(len(models)), [_label_of(m) for m in models], rotation=30, ha="right")
-    axes.set_ylabel("median latency (ms)")
-    axes.set_title(f"{device}, {threads} thread{'s' if threads > 1 else ''}")
+    axes.set_ylabel(ylabel)
+    axes.set_title(f"{title}, {threads} thread{'s' if threads > 1 else ''}")
     axes.legend()
     return _png(figure)
 
 
-def accuracy_plot(device, rows):
-    """Published ImageNet top-1 against measured latency, one line per family (as the GhostNet paper's Fig. 7)."""
+def accuracy_plot(device, rows, value="median_ms", xlabel="measured median latency (ms)"):
+    """Published ImageNet top-1 against ``value`` (measured latency by default), one line per family (as the
+    GhostNet paper's Fig. 7)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,16 +156,16 @@ def accuracy_plot(device, rows):
     for index, (family, by_precision) in enumerate(families.items()):
         color = colors[index % len(colors)]
         for precision, members in by_precision.items():
-            members.sort(key=lambda r: r["median_ms"])
+            members.sort(key=lambda r: r[value])
             int8 = precision == "int8"
-            axes.plot([r["median_ms"] for r in members], [r["top1"] for r in members], color=color,
+            axes.plot([r[value] for r in members], [r["top1"] for r in members], color=color,
                       marker="s" if int8 else "o", linestyle="-" if int8 else "--", label=f"{family} {precision}")
             for r in members:
-                axes.annotate(f"{_label_of(r['model'])} {precision}", (r["median_ms"], r["top1"]), fontsize=7,
+                axes.annotate(f"{_label_of(r['model'])} {precision}", (r[value], r["top1"]), fontsize=7,
                               textcoords="offset points", xytext=(4, 6 if int8 else -12))
-    axes.set_xlabel(f"measured median latency (ms), {threads} thread{'s' if threads > 1 else ''}")
+    axes.set_xlabel(f"{xlabel}, {threads} thread{'s' if threads > 1 else ''}")
     axes.set_ylabel("published ImageNet top-1 (%)")
-    axes.set_title(f"Accuracy vs latency on {device}")
+    axes.set_title(f"Accuracy vs {xlabel.split(' (')[0]} on {device}")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return _png(figure)
@@ -178,19 +180,35 @@ def _slug(text):
 
 
 def write_report(results_path, out_dir, baseline=DEFAULT_BASELINE):
-    """Write report.md, report.csv and per-device PNGs into ``out_dir``; return the markdown."""
+    """Write report.md, report.csv and per-device PNGs into ``out_dir`` (plus instructions.csv and the
+    instruction plots for arm-emulated records); return the markdown."""
     records = results.read_records(results_path)
     if not records:
         raise ValueError(f"{results_path}: no benchmark records in the file")
-    tables = aggregate(records, baseline)
-    text = markdown(tables, baseline)
+    timed = [r for r in records if r["mode"] != "arm-emulated"]
+    counted = [r for r in records if r["mode"] == "arm-emulated"]
     os.makedirs(out_dir, exist_ok=True)
+    text = ""
+    if timed:
+        tables = aggregate(timed, baseline)
+        text += markdown(tables, baseline)
+        write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
+        for device, rows in tables.items():
+            suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
+            write_atomic(os.path.join(out_dir, f"latency{suffix}.png"),
+                         bar_plot(device, rows, "median_ms", "median latency (ms)"))
+            write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
+    if counted:
+        tables = arm_report.aggregate(counted, baseline, _label)
+        text += arm_report.markdown(tables, baseline)
+        write_atomic(os.path.join(out_dir, "instructions.csv"), csv_text(tables, arm_report.COLUMNS).encode("utf-8"))
+        for core, rows in tables.items():
+            suffix = f"_{_slug(core.split(' (')[0].replace('emulated ', ''))}"
+            write_atomic(os.path.join(out_dir, f"instructions{suffix}.png"),
+                         bar_plot(core, rows, "instructions_m", "instructions per inference (M), not time"))
+            write_atomic(os.path.join(out_dir, f"accuracy_instructions{suffix}.png"),
+                         accuracy_plot(core, rows, "instructions_m", "instructions per inference (M)"))
     write_atomic(os.path.join(out_dir, "report.md"), text.encode("utf-8"))
-    write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
-    for device, rows in tables.items():
-        suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
-        write_atomic(os.path.join(out_dir, f"latency{suffix}.png"), latency_plot(device, rows))
-        write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
     return text
 
 

@@ -143,7 +143,7 @@ def test_regions_are_parsed_and_the_marker_cost_subtracted():
     assert emulator.parse_regions(log, 3) == {
         "count": 3, "per_inference": 910, "min": 900, "max": 930, "first_inference": 1000, "marker_overhead": 100,
         "dot_product_per_inference": 40, "i8mm_per_inference": 5}
-    with pytest.raises(RuntimeError, match="reported 5 regions, expected 4"):
+    with pytest.raises(install.ArmError, match="reported 5 regions, expected 4"):
         emulator.parse_regions(log, 2)
 
 
@@ -165,3 +165,38 @@ def test_arm_records_never_carry_latency():
         "raw_output": None}))
     with pytest.raises(ValueError, match="has no latency stats"):
         results.validate_record(record)
+
+
+def test_compare_on_emulated_cores_reports_instructions(setup, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["bench", "compare", "--target", "arm", "--cpu", "cortex-a76", "--models",
+                 "ghostnet_050,mobilenet_v3_small_100", "--input-size", "32", "--calibration-steps", "2",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    records = results.read_records(out / "results.jsonl")
+    assert [(r["label"]["name"], r["label"]["precision"]) for r in records] == [
+        ("ghostnet_050", "float32"), ("ghostnet_050", "int8"),
+        ("mobilenet_v3_small_100", "float32"), ("mobilenet_v3_small_100", "int8")]
+    assert all(r["mode"] == "arm-emulated" and r["device"]["cpu"] == "cortex-a76" for r in records)
+    assert all(r["host_agreement"]["bit_exact"] for r in records if r["label"]["precision"] == "int8")
+    count = {(r["label"]["name"], r["label"]["precision"]): r["instructions"]["per_inference"] for r in records}
+    table = (out / "report.md").read_text()
+    assert "### emulated cortex-a76 (qemu-aarch64 7." in table and "not milliseconds" in table
+    ghost_int8 = next(line for line in table.splitlines() if line.startswith("| ghostnet_050 | int8 |"))
+    cells = [c.strip() for c in ghost_int8.split("|")[1:-1]]
+    assert cells[5] == f"{count[('ghostnet_050', 'int8')] / 1e6:.2f}"
+    assert cells[8] == f"{count[('ghostnet_050', 'int8')] / count[('ghostnet_050', 'float32')]:.2f}"
+    assert cells[10] == "bit-exact" and "median (ms)" not in table
+    for name in ("instructions_cortex_a76.png", "accuracy_instructions_cortex_a76.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "instructions_m" not in (out / "instructions.csv").read_text().splitlines()[0]
+
+
+def test_compare_without_the_emulator(tmp_path, monkeypatch, capsys):
+    from android_bench.compare import arm_available
+
+    monkeypatch.setenv("GHOSTNET_ARM_CACHE", str(tmp_path / "none"))
+    assert arm_available(None) is False
+    assert "no ARM instruction table: the emulator is not set up (`make arm`" in capsys.readouterr().err
+    assert arm_available(False) is False
+    with pytest.raises(ValueError, match="--arm: the ARM emulator is not set up"):
+        arm_available(True)

@@ -71,6 +71,6 @@ def bench_arm(args):
             if args.json_lines:
                 results.append_record(args.json_lines, record)
             print(describe(record), flush=True)
-    except (install.SetupError, RuntimeError) as exc:
+    except install.ArmError as exc:
         raise UsageError(str(exc)) from None
     return 0

@@ -42,7 +42,7 @@ def _qemu(setup, core, prefix, args, plugin_log=None, timeout=1800):
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               env=_guest_env(prefix, setup["layout"]))
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"the emulated run on {core} did not finish within {timeout} s") from None
+        raise install.ArmError(f"the emulated run on {core} did not finish within {timeout} s") from None
 
 
 def core_prefix(setup, name):
@@ -65,7 +65,7 @@ def core_prefix(setup, name):
             handle.write("0\n")
     probe = _qemu(setup, name, staging, ["-c", PROBE], timeout=120)
     if probe.returncode != 0:
-        raise RuntimeError(f"the emulated Python does not start on {name}: {probe.stderr.strip()[-300:]}")
+        raise install.ArmError(f"the emulated Python does not start on {name}: {probe.stderr.strip()[-300:]}")
     hwcap, hwcap2 = (int(v) for v in probe.stdout.split())
     features = cpus.features(hwcap, hwcap2)
     with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
@@ -82,7 +82,7 @@ def parse_regions(log_text, runs):
     """Instruction counts from the plugin's log: the marker overhead, the first inference and ``runs`` more."""
     regions = [tuple(int(v) for v in m.groups()[1:]) for m in REGION.finditer(log_text)]
     if len(regions) != runs + 2:
-        raise RuntimeError(f"the counting plugin reported {len(regions)} regions, expected {runs + 2}")
+        raise install.ArmError(f"the counting plugin reported {len(regions)} regions, expected {runs + 2}")
     overhead = regions[0][0]
     steady = [r[0] - overhead for r in regions[2:]]
     return {"count": runs, "per_inference": int(statistics.median(steady)), "min": min(steady), "max": max(steady),
@@ -112,13 +112,13 @@ def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True):
         done = _qemu(setup, core.name, prefix, [GUEST_SCRIPT, os.path.abspath(model_path), input_path, output_path,
                                                  str(runs), "1" if use_xnnpack else "0"], plugin_log=log_path)
         if done.returncode != 0:
-            raise RuntimeError(f"the emulated run of {model_path} on {core.name} failed: "
+            raise install.ArmError(f"the emulated run of {model_path} on {core.name} failed: "
                                f"{' | '.join(done.stderr.strip().splitlines()[-3:])}")
         if "Error in cpuinfo" in done.stderr:
-            raise RuntimeError(f"LiteRT's cpuinfo could not read the emulated {core.name}; its counts would be "
+            raise install.ArmError(f"LiteRT's cpuinfo could not read the emulated {core.name}; its counts would be "
                                "those of the slow fallback kernels")
         if use_xnnpack and XNNPACK_LINE not in done.stderr:
-            raise RuntimeError(f"XNNPACK did not run under emulation on {core.name}: the counts would not be "
+            raise install.ArmError(f"XNNPACK did not run under emulation on {core.name}: the counts would not be "
                                "the phone's kernels")
         with open(log_path, encoding="utf-8") as handle:
             instructions = parse_regions(handle.read(), runs)

@@ -40,7 +40,11 @@ MANUAL = ("install qemu-user (the dynamic build with plugin support, 7.2 or newe
           "e.g. `sudo apt-get install qemu-user gcc`, then rerun `ghostnet bench arm --setup`")
 
 
-class SetupError(RuntimeError):
+class ArmError(RuntimeError):
+    """An emulated run cannot give a trustworthy count; the message says why, in one line."""
+
+
+class SetupError(ArmError):
     """The emulator cannot be set up (or is not set up yet); the message says what the user must do."""
 
 
