@@ -140,9 +140,11 @@ def test_regions_are_parsed_and_the_marker_cost_subtracted():
     log = "\n".join(["ghostnet-region 0 insns=100 dot=0 mm=0", "ghostnet-region 1 insns=1100 dot=50 mm=7",
                      "ghostnet-region 2 insns=1000 dot=40 mm=5", "ghostnet-region 3 insns=1010 dot=40 mm=5",
                      "ghostnet-region 4 insns=1030 dot=40 mm=5"])
-    assert emulator.parse_regions(log, 3) == {
+    assert emulator.parse_regions(log, 3) == [{
         "count": 3, "per_inference": 910, "min": 900, "max": 930, "first_inference": 1000, "marker_overhead": 100,
-        "dot_product_per_inference": 40, "i8mm_per_inference": 5}
+        "dot_product_per_inference": 40, "i8mm_per_inference": 5}]
+    two = emulator.parse_regions(log + "\n" + log.replace("insns=1", "insns=2"), 3, models=2)
+    assert [c["per_inference"] for c in two] == [910, 1810] and two[1]["first_inference"] == 1900
     with pytest.raises(install.ArmError, match="reported 5 regions, expected 4"):
         emulator.parse_regions(log, 2)
 

@@ -78,17 +78,23 @@ def core_prefix(setup, name):
     return prefix, facts
 
 
-def parse_regions(log_text, runs):
-    """Instruction counts from the plugin's log: the marker overhead, the first inference and ``runs`` more."""
+def parse_regions(log_text, runs, models=1):
+    """Instruction counts from the plugin's log, one dict per model: the marker overhead, the first
+    inference and ``runs`` more (the median is the figure; min and max show that they agree)."""
     regions = [tuple(int(v) for v in m.groups()[1:]) for m in REGION.finditer(log_text)]
-    if len(regions) != runs + 2:
-        raise install.ArmError(f"the counting plugin reported {len(regions)} regions, expected {runs + 2}")
-    overhead = regions[0][0]
-    steady = [r[0] - overhead for r in regions[2:]]
-    return {"count": runs, "per_inference": int(statistics.median(steady)), "min": min(steady), "max": max(steady),
-            "first_inference": regions[1][0] - overhead, "marker_overhead": overhead,
-            "dot_product_per_inference": int(statistics.median(r[1] for r in regions[2:])),
-            "i8mm_per_inference": int(statistics.median(r[2] for r in regions[2:]))}
+    per_model = runs + 2
+    if len(regions) != per_model * models:
+        raise install.ArmError(f"the counting plugin reported {len(regions)} regions, expected {per_model * models}")
+    counts = []
+    for start in range(0, len(regions), per_model):
+        chunk = regions[start:start + per_model]
+        overhead = chunk[0][0]
+        steady = [r[0] - overhead for r in chunk[2:]]
+        counts.append({"count": runs, "per_inference": int(statistics.median(steady)), "min": min(steady),
+                       "max": max(steady), "first_inference": chunk[1][0] - overhead, "marker_overhead": overhead,
+                       "dot_product_per_inference": int(statistics.median(r[1] for r in chunk[2:])),
+                       "i8mm_per_inference": int(statistics.median(r[2] for r in chunk[2:]))})
+    return counts
 
 
 def _agreement(arm_out, host_out, runtime):
@@ -98,35 +104,37 @@ def _agreement(arm_out, host_out, runtime):
             "output_dtype": str(arm_out.dtype)}
 
 
-def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True):
+def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True, more_models=()):
     """Run ``model_path`` on input ``x`` (already in the model's input dtype) on the emulated core ``cpu``.
 
-    Returns (instruction counts as in ``parse_regions``, the model's output, facts about core and guest).
+    Returns (instruction counts as in ``parse_regions``, the model's output, facts about core and guest);
+    with ``more_models`` (same input) the counts are a list, one per model, in order, from one process.
     """
     core = cpus.core(cpu)
     prefix, facts = core_prefix(setup, core.name)
+    models = [os.path.abspath(p) for p in (model_path, *more_models)]
     with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
         input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
         log_path = os.path.join(tmp, "plugin.log")
         np.save(input_path, x)
-        done = _qemu(setup, core.name, prefix, [GUEST_SCRIPT, os.path.abspath(model_path), input_path, output_path,
-                                                 str(runs), "1" if use_xnnpack else "0"], plugin_log=log_path)
+        done = _qemu(setup, core.name, prefix, [GUEST_SCRIPT, input_path, output_path, str(runs),
+                                                 "1" if use_xnnpack else "0", *models], plugin_log=log_path)
         if done.returncode != 0:
             raise install.ArmError(f"the emulated run of {model_path} on {core.name} failed: "
-                               f"{' | '.join(done.stderr.strip().splitlines()[-3:])}")
+                                   f"{' | '.join(done.stderr.strip().splitlines()[-3:])}")
         if "Error in cpuinfo" in done.stderr:
-            raise install.ArmError(f"LiteRT's cpuinfo could not read the emulated {core.name}; its counts would be "
-                               "those of the slow fallback kernels")
+            raise install.ArmError(f"LiteRT's cpuinfo could not read the emulated {core.name}; its counts would "
+                                   "be those of the slow fallback kernels")
         if use_xnnpack and XNNPACK_LINE not in done.stderr:
             raise install.ArmError(f"XNNPACK did not run under emulation on {core.name}: the counts would not be "
-                               "the phone's kernels")
+                                   "the phone's kernels")
         with open(log_path, encoding="utf-8") as handle:
-            instructions = parse_regions(handle.read(), runs)
+            counts = parse_regions(handle.read(), runs, len(models))
         guest = json.loads(done.stdout.strip().splitlines()[-1])
         output = np.load(output_path)
     facts = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": setup["qemu"],
              "guest_python": guest["python"], "guest_runtime_version": guest["runtime_version"]}
-    return instructions, output, facts
+    return (counts if more_models else counts[0]), output, facts
 
 
 def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
