@@ -33,6 +33,8 @@ A record (``schema == "ghostnet-bench/1"``)::
                 emulator, emulator_version, ...}
     host_agreement  arm-emulated only: the same input through this machine's runtime {host_runtime,
                 host_machine, max_abs_diff (in the output's own units), bit_exact, output_dtype}
+    breakdown   optional, arm-emulated with --per-block: {ops: [{index, op, block, resolution, instructions,
+                dot_product}], by_block, by_op, by_resolution: {name: instructions}}
     label       optional, set by ``bench compare``: {name, precision, round, params, macs, top1,
                 top1_agreement_pct, conversion_s}; the report groups rounds by name and precision
 """
@@ -91,7 +93,7 @@ def make_record(*, mode, model, runtime, delegate, threads, cpu_mask, device, ti
     return record
 
 
-def make_arm_record(*, model, runtime, delegate, device, instructions, host_agreement, date=None):
+def make_arm_record(*, model, runtime, delegate, device, instructions, host_agreement, breakdown=None, date=None):
     """One validated ``arm-emulated`` record: instruction counts on an emulated core, no timings."""
     record = {
         "schema": SCHEMA,
@@ -100,6 +102,8 @@ def make_arm_record(*, model, runtime, delegate, device, instructions, host_agre
         "cpu_mask": None, "device": dict(device), "stats": None, "warmup": None, "memory": {}, "op_profile": None,
         "thermal": None, "raw_output": None, "instructions": dict(instructions), "host_agreement": dict(host_agreement),
     }
+    if breakdown is not None:
+        record["breakdown"] = breakdown
     validate_record(record)
     return record
 
@@ -149,6 +153,10 @@ def _validate_instructions(record):
     agreement = record.get("host_agreement")
     if not isinstance(agreement, dict) or not isinstance(agreement.get("bit_exact"), bool):
         raise ValueError("an arm-emulated benchmark record needs host_agreement with bit_exact")
+    split = record.get("breakdown")
+    if split is not None and not (isinstance(split, dict) and isinstance(split.get("ops"), list)
+                                  and all(isinstance(split.get(k), dict) for k in ("by_block", "by_op", "by_resolution"))):
+        raise ValueError("benchmark record's breakdown needs ops, by_block, by_op and by_resolution")
 
 
 def _validate_stats(stats):

@@ -2,7 +2,7 @@
 import os
 import time
 
-from convert import verify
+from convert import rewrites, verify
 from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
 from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
 from convert.report import fidelity_warnings
@@ -66,14 +66,15 @@ def check_held_out(calibration, eval_images):
 
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
-                       input_size=None, per_layer=False, description=None, show_progress=True):
+                       input_size=None, per_layer=False, description=None, show_progress=True,
+                       rewrite=rewrites.REWRITES):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":
         raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
-                               show_progress)
+                               show_progress, rewrite)
     with open(conversion.path, "rb") as f:
         content = f.read()
     checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress,
@@ -86,6 +87,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "quantize": conversion.quantize,
         "io": conversion.io,
         "calibration": conversion.calibration,
+        "rewrites": conversion.rewrites,
         "seconds": conversion.seconds,
         **checked,
         "per_layer": None,

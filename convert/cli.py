@@ -53,6 +53,9 @@ def register(sub):
     p.add_argument("--eval-count", type=_positive_int, default=32, metavar="N",
                    help="images for the fidelity check (default 32)")
     p.add_argument("--per-layer", action="store_true", help="add the per-layer int8 error, worst first")
+    p.add_argument("--rewrite", default="all", metavar="all|none|A,B",
+                   help="export-only graph rewrites, exact in float, that cut ARM instructions: "
+                        "fold-normalization, late-ghost-concat, fused-small-ghost (default all)")
     _add_json_arguments(p)
     p.set_defaults(func=convert_command)
 
@@ -89,6 +92,7 @@ def _emit(report, args, formatter):
 def convert_command(args):
     from convert.api import convert_and_verify
     from convert.report import format_conversion
+    from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
     from ghostnet_tf.files import check_writable
 
@@ -96,6 +100,7 @@ def convert_command(args):
         raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
     check_writable(args.output, "--output")
     _check_json_outputs(args)
+    rewrite = parse_rewrites(args.rewrite)
     if args.quantize == "int8" and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
@@ -105,7 +110,7 @@ def convert_command(args):
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
         input_size=args.input_size, per_layer=args.per_layer, description=description,
-        show_progress=not args.no_progress)
+        show_progress=not args.no_progress, rewrite=rewrite)
     _emit(report, args, format_conversion)
 
 

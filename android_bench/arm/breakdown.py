@@ -7,7 +7,9 @@ count(k-1). The same quantized ops run as in the full file, so the op costs add 
 XNNPACK fuses a PAD into the convolution that reads it, so no cut is made between the two: the pair's
 cost is the convolution's, and the PAD shows 0 (a cut there would pay for a padded copy the model never makes).
 """
+import os
 import re
+import tempfile
 from collections import defaultdict
 
 import flatbuffers
@@ -128,23 +130,46 @@ def summarize(rows):
     return out
 
 
-def per_op(setup, model_path, cpu, x, use_xnnpack=True, log=None):
-    """The per-op, per-block, per-op-type and per-resolution instruction counts of ``model_path`` on ``cpu``."""
-    import os
-    import tempfile
+def format_table(result, title):
+    """The breakdown as text: per block (with its output resolution and op types), then per op type."""
+    total = sum(result["by_block"].values()) or 1
+    blocks = defaultdict(lambda: {"ops": defaultdict(int), "dot": 0})
+    for row in result["ops"]:
+        block = blocks[row["block"]]
+        block["ops"][row["op"]] += row["instructions"]
+        block["dot"] += row["dot_product"]
+        block["resolution"] = row["resolution"]
+    lines = [f"{title}: {total / 1e6:.2f} M instructions per inference", "",
+             f"{'block':<22}{'out':>10}{'M instr':>10}{'share':>8}{'dot (M)':>9}  op types (M)"]
+    for name, cost in result["by_block"].items():
+        block = blocks[name]
+        ops = ", ".join(f"{op} {value / 1e6:.2f}" for op, value in
+                        sorted(block["ops"].items(), key=lambda kv: -kv[1]) if value)
+        lines.append(f"{name:<22}{block['resolution']:>10}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%"
+                     f"{block['dot'] / 1e6:>9.2f}  {ops}")
+    lines += ["", f"{'op type':<22}{'M instr':>10}{'share':>8}"]
+    for op, cost in sorted(result["by_op"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"{op:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
+    lines += ["", f"{'resolution':<22}{'M instr':>10}{'share':>8}"]
+    for resolution, cost in result["by_resolution"].items():
+        lines.append(f"{resolution:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
+    return "\n".join(lines)
 
-    from android_bench.arm import emulator
 
+def per_op(model_path, count_models, log=None):
+    """The per-op, per-block, per-op-type and per-resolution instruction counts of ``model_path``.
+    ``count_models(paths)`` counts a list of .tflite files (on one emulated core) and returns their counts."""
     model = Model(model_path)
     rows = model.describe()
     with tempfile.TemporaryDirectory(prefix="ghostnet-cuts-") as tmp:
         paths = []
-        for count in cut_points(rows):
-            paths.append(os.path.join(tmp, f"cut{count:04d}.tflite"))
+        for length in cut_points(rows):
+            paths.append(os.path.join(tmp, f"cut{length:04d}.tflite"))
             with open(paths[-1], "wb") as handle:
-                handle.write(model.cut(count))
+                handle.write(model.cut(length))
         if log:
-            log(f"breakdown: counting {len(paths)} cut models on emulated {cpu} in one process")
-        counts, _, _ = emulator.run_on_core(setup, paths[0], cpu, x, runs=1, use_xnnpack=use_xnnpack,
-                                            more_models=paths[1:])
+            log(f"breakdown: counting {len(paths)} cut models of {os.path.basename(model_path)} in one process")
+        counts = count_models(paths)
     return {"ops": attribute(rows, counts), **summarize(rows)}
+
+

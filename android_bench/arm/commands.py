@@ -33,6 +33,9 @@ def register(bench_sub):
                         help="interpreter threads; only 1: counts are per inference on one core")
     parser.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
                         help="use the XNNPACK CPU delegate (default); --no-xnnpack runs the builtin kernels")
+    parser.add_argument("--per-block", action="store_true",
+                        help="also attribute the count to blocks, op types and resolutions, by counting the model "
+                             "cut after every op (minutes per core under emulation); the record carries it")
     parser.add_argument("--json-lines", metavar="FILE", help="append one JSON record per core to FILE")
     parser.add_argument("--cache", metavar="DIR", help="the emulator's cache folder "
                                                        "(default $GHOSTNET_ARM_CACHE or ~/.cache/ghostnet-tf/arm)")
@@ -52,7 +55,7 @@ def describe(record):
 
 def bench_arm(args):
     from android_bench import results
-    from android_bench.arm import emulator, install
+    from android_bench.arm import breakdown, emulator, install
 
     try:
         if args.setup:
@@ -67,10 +70,13 @@ def bench_arm(args):
         if args.json_lines:
             check_writable(args.json_lines, "--json-lines")
         for cpu in args.cpu:
-            record = emulator.emulate(args.model, cpu, runs=args.runs, use_xnnpack=args.xnnpack, cache=args.cache)
+            record = emulator.emulate(args.model, cpu, runs=args.runs, use_xnnpack=args.xnnpack, cache=args.cache,
+                                      per_block=args.per_block, log=lambda message: print(message, flush=True))
             if args.json_lines:
                 results.append_record(args.json_lines, record)
             print(describe(record), flush=True)
+            if record.get("breakdown"):
+                print(breakdown.format_table(record["breakdown"], f"{record['model']['path']} on {cpu}"), flush=True)
     except install.ArmError as exc:
         raise UsageError(str(exc)) from None
     return 0

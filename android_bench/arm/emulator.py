@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from android_bench import modelfile, results
-from android_bench.arm import cpus, install
+from android_bench.arm import breakdown, cpus, install
 from android_bench.local_runner import realistic_input
 from convert.runtime import get_runtime, make_interpreter
 
@@ -104,15 +104,22 @@ def _agreement(arm_out, host_out, runtime):
             "output_dtype": str(arm_out.dtype)}
 
 
-def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True, more_models=()):
+def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True):
     """Run ``model_path`` on input ``x`` (already in the model's input dtype) on the emulated core ``cpu``.
 
-    Returns (instruction counts as in ``parse_regions``, the model's output, facts about core and guest);
-    with ``more_models`` (same input) the counts are a list, one per model, in order, from one process.
+    Returns (instruction counts as in ``parse_regions``, the model's output, facts about core and guest).
     """
+    counts, output, facts = run_models(setup, [model_path], cpu, x, runs, use_xnnpack)
+    return counts[0], output, facts
+
+
+def run_models(setup, model_paths, cpu, x, runs=3, use_xnnpack=True):
+    """``run_on_core`` for several models on the same input in one emulated process: a list of counts, the
+    first model's output, the facts."""
     core = cpus.core(cpu)
     prefix, facts = core_prefix(setup, core.name)
-    models = [os.path.abspath(p) for p in (model_path, *more_models)]
+    model_path = model_paths[0]
+    models = [os.path.abspath(p) for p in model_paths]
     with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
         input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
         log_path = os.path.join(tmp, "plugin.log")
@@ -134,13 +141,14 @@ def run_on_core(setup, model_path, cpu, x, runs=3, use_xnnpack=True, more_models
         output = np.load(output_path)
     facts = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": setup["qemu"],
              "guest_python": guest["python"], "guest_runtime_version": guest["runtime_version"]}
-    return (counts if more_models else counts[0]), output, facts
+    return counts, output, facts
 
 
-def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
+def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0, per_block=False, log=None):
     """Run ``model_path`` on the emulated core ``cpu`` and return its ``arm-emulated`` record (not yet written).
 
     The same input goes through this machine's runtime, and the record says whether both agree bit for bit.
+    ``per_block`` adds the breakdown of the count by op, block, op type and resolution (``breakdown.py``).
     """
     if runs < 1:
         raise ValueError(f"--runs must be >= 1, got {runs}")
@@ -156,6 +164,9 @@ def emulate(model_path, cpu, runs=3, use_xnnpack=True, cache=None, seed=0):
     instructions, arm_out, device = run_on_core(setup, model_path, cpu, x, runs, use_xnnpack)
     runtime = {"name": "ai-edge-litert", "version": device.pop("guest_runtime_version"),
                "platform": setup["wheel_platform"]}
+    split = None
+    if per_block:
+        split = breakdown.per_op(model_path, lambda paths: run_models(setup, paths, cpu, x, 1, use_xnnpack)[0], log)
     return results.make_arm_record(model=model, runtime=runtime, delegate="xnnpack" if use_xnnpack else "cpu",
                                    device=device, instructions=instructions,
-                                   host_agreement=_agreement(arm_out, host_out, get_runtime()))
+                                   host_agreement=_agreement(arm_out, host_out, get_runtime()), breakdown=split)
