@@ -2,7 +2,7 @@
 import os
 import time
 
-from convert import rewrites, verify
+from convert import verify
 from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
 from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
 from convert.report import fidelity_warnings
@@ -67,7 +67,7 @@ def check_held_out(calibration, eval_images):
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, description=None, show_progress=True,
-                       rewrite=rewrites.REWRITES):
+                       rewrite=None):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":

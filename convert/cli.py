@@ -53,9 +53,10 @@ def register(sub):
     p.add_argument("--eval-count", type=_positive_int, default=32, metavar="N",
                    help="images for the fidelity check (default 32)")
     p.add_argument("--per-layer", action="store_true", help="add the per-layer int8 error, worst first")
-    p.add_argument("--rewrite", default="all", metavar="all|none|A,B",
+    p.add_argument("--rewrite", default="auto", metavar="auto|all|none|A,B",
                    help="export-only graph rewrites, exact in float, that cut ARM instructions: "
-                        "fold-normalization, late-ghost-concat, fused-small-ghost (default all)")
+                        "fold-normalization, late-ghost-concat, fused-small-ghost (int8 only). Default auto: "
+                        "the ones that pay for the chosen precision")
     _add_json_arguments(p)
     p.set_defaults(func=convert_command)
 
@@ -100,7 +101,7 @@ def convert_command(args):
         raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
     check_writable(args.output, "--output")
     _check_json_outputs(args)
-    rewrite = parse_rewrites(args.rewrite)
+    rewrite = parse_rewrites(args.rewrite, args.quantize)
     if args.quantize == "int8" and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)

@@ -119,10 +119,11 @@ def _converter_error(exc):
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True, rewrite=rewrites.REWRITES):
+                  input_size=None, show_progress=True, rewrite=None):
     """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
     of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
-    graph rewrites to try (``convert.rewrites``; each applies only where the model has its pattern)."""
+    graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
+    where the model has its pattern)."""
     import tensorflow as tf
 
     io = io or default_io(quantize)
@@ -133,7 +134,8 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
                          "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
                          "its input range; use --io int8 or float32, or a model with include_preprocessing=True")
-    exported_model, applied = rewrites.apply(model, size, rewrite)
+    names = rewrites.default_rewrites(quantize) if rewrite is None else rewrite
+    exported_model, applied = rewrites.apply(model, size, names)
     details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None,
                "rewrites": applied}
     representative_dataset = None
@@ -177,7 +179,7 @@ def int8_failure(offenders):
 
 def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
                   calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True,
-                  rewrite=rewrites.REWRITES):
+                  rewrite=None):
     """Convert a Keras model to a .tflite file and audit it; returns a ``Conversion``.
 
     int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise).

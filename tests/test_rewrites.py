@@ -61,25 +61,28 @@ def test_border_of_the_folded_stem_is_exact(model):
 def test_models_without_the_patterns_come_back_unchanged():
     inputs = keras.Input((32, 32, 3))
     plain = keras.Model(inputs, keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255)(inputs)))
-    assert rewrites.apply(plain, (32, 32)) == (plain, [])
+    assert rewrites.apply(plain, (32, 32), rewrites.REWRITES) == (plain, [])
 
 
 def test_fold_needs_a_fixed_input_size(model):
     free = GhostNet(width=0.5, input_shape=(None, None, 3), classes=10)
-    _, applied = rewrites.apply(free, None)
+    _, applied = rewrites.apply(free, None, rewrites.REWRITES)
     assert "fold-normalization" not in applied and applied
 
 
-@pytest.mark.parametrize("text, names", [("all", rewrites.REWRITES), ("none", ()),
-                                         ("late-ghost-concat", ("late-ghost-concat",))])
-def test_parse_rewrites(text, names):
-    assert rewrites.parse_rewrites(text) == names
+@pytest.mark.parametrize("text, quantize, names", [
+    ("auto", "int8", ("fold-normalization", "late-ghost-concat", "fused-small-ghost")),
+    ("auto", "float32", ("fold-normalization", "late-ghost-concat")),
+    ("all", "float32", rewrites.REWRITES), ("none", "int8", ()),
+    ("late-ghost-concat", "int8", ("late-ghost-concat",))])
+def test_parse_rewrites(text, quantize, names):
+    assert rewrites.parse_rewrites(text, quantize) == names
 
 
 def test_an_unknown_rewrite_is_one_line(capsys):
     assert main(["convert", "--width", "0.5", "--rewrite", "fold-everything", "-o", "x.tflite"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "ghostnet: error: --rewrite: unknown rewrite fold-everything; choose from all, none, "
+        "ghostnet: error: --rewrite: unknown rewrite fold-everything; choose from auto, all, none, "
         "fold-normalization, late-ghost-concat, fused-small-ghost")
 
 
@@ -88,20 +91,20 @@ def converted(model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rewrites")
     return {(quantize, rewrite): convert_model(model, folder / f"{quantize}-{rewrite}.tflite", quantize,
                                                calibration_steps=16, show_progress=False,
-                                               rewrite=rewrites.parse_rewrites(rewrite))
-            for quantize in ("float32", "int8") for rewrite in ("none", "all")}
+                                               rewrite=rewrites.parse_rewrites(rewrite, quantize))
+            for quantize in ("float32", "int8") for rewrite in ("none", "auto")}
 
 
 def test_float32_file_matches_the_keras_model(model, pixels, converted):
-    conversion = converted[("float32", "all")]
-    assert sorted(conversion.rewrites) == sorted(rewrites.REWRITES)
+    conversion = converted[("float32", "auto")]
+    assert sorted(conversion.rewrites) == ["fold-normalization", "late-ghost-concat"]
     got = predict(make_interpreter(model_path=conversion.path), pixels)
     expected = model(pixels, training=False).numpy()
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
 def test_int8_file_is_all_int8_without_the_normalization_and_with_fewer_concats(model, converted):
-    before, after = (converted[("int8", r)].audit for r in ("none", "all"))
+    before, after = (converted[("int8", r)].audit for r in ("none", "auto"))
     assert after["int8"]["ok"] and all(check["ok"] for check in after["hygiene"].values())
     ops_before, ops_after = collections.Counter(before["ops"]), collections.Counter(after["ops"])
     assert ops_before["SUB"] == 1 and ops_after["SUB"] == 0  # the per-channel mean, now in the stem
@@ -118,5 +121,5 @@ def test_int8_fidelity_holds(model, converted):
         got = predict(make_interpreter(model_path=path), images)
         return 10 * np.log10(np.sum(expected ** 2) / np.sum((got - expected) ** 2))
 
-    before, after = sqnr(converted[("int8", "none")].path), sqnr(converted[("int8", "all")].path)
+    before, after = sqnr(converted[("int8", "none")].path), sqnr(converted[("int8", "auto")].path)
     assert after > 15 and after >= before - 1.0
