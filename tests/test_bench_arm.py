@@ -202,3 +202,49 @@ def test_compare_without_the_emulator(tmp_path, monkeypatch, capsys):
     assert arm_available(False) is False
     with pytest.raises(ValueError, match="--arm: the ARM emulator is not set up"):
         arm_available(True)
+
+
+def test_a_cut_model_returns_the_intermediate_tensors(models, tmp_path):
+    """The prefix after op k computes exactly the tensors the full model has there (builtin kernels, all
+    tensors kept, read independently of the cutting code)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from android_bench.arm import breakdown
+
+    path = str(models["int8"])
+    full = Interpreter(model_path=path, experimental_preserve_all_tensors=True,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    full.allocate_tensors()
+    x = some_input(path)
+    full.set_tensor(full.get_input_details()[0]["index"], x)
+    full.invoke()
+    model = breakdown.Model(path)
+    for length in (1, 2, 3):
+        cut = tmp_path / f"cut{length}.tflite"
+        cut.write_bytes(model.cut(length))
+        interpreter = make_interpreter(model_path=cut, use_xnnpack=False)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        outputs = interpreter.get_output_details()
+        assert [d["name"] for d in outputs] == [model.tensor(model.ops[length - 1].outputs[0]).name.decode()]
+        np.testing.assert_array_equal(interpreter.get_tensor(outputs[0]["index"]),
+                                      full.get_tensor(model.ops[length - 1].outputs[0]))
+
+
+def test_per_block_breakdown_adds_up_to_the_count(setup, models, tmp_path, capsys):
+    out = tmp_path / "arm.jsonl"
+    assert main(["bench", "arm", "--model", str(models["int8"]), "--runs", "1", "--per-block",
+                 "--json-lines", str(out)]) == 0
+    (record,) = results.read_records(out)
+    split = record["breakdown"]
+    ops = [row["op"] for row in split["ops"]]
+    assert ops == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MEAN", "FULLY_CONNECTED"]
+    total = sum(row["instructions"] for row in split["ops"])
+    assert total == sum(split["by_block"].values()) == sum(split["by_op"].values())
+    # The last prefix is the whole model: its count is the record's, up to the few hundred instructions by
+    # which repeated invokes differ.
+    assert abs(total - record["instructions"]["per_inference"]) < 2000
+    assert all(row["instructions"] > 0 for row in split["ops"][:3])
+    assert split["ops"][0]["resolution"] == "16x16"
+    printed = capsys.readouterr().out
+    assert "M instructions per inference" in printed and "op type" in printed and "DEPTHWISE_CONV_2D" in printed

@@ -149,10 +149,14 @@ def format_table(result, title):
                      f"{block['dot'] / 1e6:>9.2f}  {ops}")
     lines += ["", f"{'op type':<22}{'M instr':>10}{'share':>8}"]
     for op, cost in sorted(result["by_op"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"{op:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
-    lines += ["", f"{'resolution':<22}{'M instr':>10}{'share':>8}"]
+        if cost:
+            lines.append(f"{op:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
+    lines += ["", f"{'output resolution':<22}{'M instr':>10}{'share':>8}"]
     for resolution, cost in result["by_resolution"].items():
-        lines.append(f"{resolution:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
+        if cost:
+            lines.append(f"{resolution:<22}{cost / 1e6:>10.2f}{100 * cost / total:>7.1f}%")
+    if result["by_op"].get("PAD") == 0:
+        lines += ["", "(PADs are counted in the convolutions XNNPACK fuses them into)"]
     return "\n".join(lines)
 
 
