@@ -11,7 +11,7 @@ import numpy as np
 
 from android_bench import modelfile, results
 from android_bench.cli import add_common_options, emit
-from convert.runtime import get_runtime, make_interpreter, quantize
+from ghostnet_tf.runtime import get_runtime, make_interpreter, quantize
 from ghostnet_tf.files import check_writable
 
 

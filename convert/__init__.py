@@ -19,7 +19,7 @@ _EXPORTS = {
     "verify_model": "convert.api",
     "evaluate": "convert.evaluation",
     "load_keras_model": "convert.source",
-    "make_interpreter": "convert.runtime",
+    "make_interpreter": "ghostnet_tf.runtime",
 }
 __all__ = sorted([*_EXPORTS, "QUANTIZE_MODES", "IO_TYPES"])
 

@@ -2,11 +2,11 @@
 import os
 import time
 
-from convert import verify
+from convert import debugging, verify
 from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
 from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
 from convert.report import fidelity_warnings
-from convert.runtime import get_runtime
+from ghostnet_tf.runtime import get_runtime
 
 DEFAULT_EVAL_COUNT = 32
 
@@ -93,7 +93,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "versions": versions(),
     }
     if per_layer:
-        report["per_layer"] = verify.per_layer_errors(model, conversion.input_size, calibration,
+        report["per_layer"] = debugging.per_layer_errors(model, conversion.input_size, calibration,
                                                         calibration_steps, eval_images, eval_count, show_progress)
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "

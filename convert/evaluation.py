@@ -6,7 +6,8 @@ import numpy as np
 
 from convert.calibration import model_inputs, takes_pixels
 from convert.progress import progress
-from convert.runtime import make_interpreter, predict
+from convert.inference import predict
+from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf.preprocessing import find_images, load_image
 
 BATCH = 32

@@ -36,6 +36,11 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
+        if tmp not in str(exc):
+            raise
+        # A writer's error names the temporary file; the user knows only the path they gave.
+        raise (OSError if isinstance(exc, OSError) else ValueError)(str(exc).replace(tmp, path)) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -13,7 +13,7 @@ from keras import layers, ops
 
 from convert import convert_and_verify, convert_model, verify_model
 from convert.calibration import image_source, synthetic_images
-from convert.runtime import make_interpreter
+from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf.cli import main
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
