@@ -6,8 +6,9 @@ import tempfile
 
 import numpy as np
 
-from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, model_inputs, takes_pixels
+from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import calibration_inputs, configure, export_saved_model
+from ghostnet_tf.preprocessing import model_inputs
 
 
 def per_layer_errors(model, input_size, calibration, calibration_steps, eval_images, eval_count,

@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 
-from convert.calibration import model_inputs, takes_pixels
-from convert.progress import progress
+from convert.calibration import takes_pixels
 from convert.inference import predict
+from convert.progress import progress
+from ghostnet_tf.preprocessing import find_images, load_image, model_inputs
 from ghostnet_tf.runtime import make_interpreter
-from ghostnet_tf.preprocessing import find_images, load_image
 
 BATCH = 32
 
@@ -43,8 +43,16 @@ def spread(samples, limit):
 
 
 def _topk(scores, labels, k):
-    top = np.argsort(-scores, axis=1)[:, :k]
-    return int(np.sum(np.any(top == np.asarray(labels)[:, None], axis=1)))
+    """Images whose label is surely among the top ``k``: fewer than ``k`` other outputs score at least as
+    high. A tie at the boundary is a miss (argmax would pick the lowest index and flatter class 0)."""
+    label_scores = scores[np.arange(len(scores)), labels][:, None]
+    rivals = np.sum(scores >= label_scores, axis=1) - 1
+    return int(np.sum(rivals < k))
+
+
+def _top_ties(scores):
+    """Images whose top score is shared by several outputs (int8 outputs tie often)."""
+    return int(np.sum(np.sum(scores == scores.max(axis=1, keepdims=True), axis=1) > 1))
 
 
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True):
@@ -58,7 +66,8 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         raise ValueError(f"--tflite: no such file: {tflite!r}")
     samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
     if not samples:
-        raise ValueError(f"DATA: no JPEG/PNG images found in class folders of {data!r}")
+        raise ValueError(f"--labels: {labels!r} lists no images" if labels
+                         else f"DATA: no JPEG/PNG images found in class folders of {data!r}")
     samples = spread(samples, limit)
 
     interpreter = make_interpreter(model_path=tflite, num_threads=2) if tflite else None
@@ -68,7 +77,10 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         size = input_size_of(model, input_size)
         pixels = takes_pixels(model)
     else:
-        size = tuple(int(s) for s in interpreter.get_input_details()[0]["shape"][1:3])
+        shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
+        size = tuple(shape[1:3])
         pixels = True
     outputs = {"keras": [], "tflite": []}
     kept, skipped = [], 0
@@ -108,7 +120,8 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
             raise ValueError(f"label {max(kept)} is out of range for a model with {scores.shape[1]} outputs")
         report["models"].append({"kind": kind, "name": os.fspath(name),
                                  "top1_pct": 100.0 * _topk(scores, kept, 1) / len(kept),
-                                 "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept)})
+                                 "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept),
+                                 "top1_ties": _top_ties(scores)})
     if len(report["models"]) == 2:
         keras_result, tflite_result = report["models"]
         report["drop"] = {k: tflite_result[k] - keras_result[k] for k in ("top1_pct", "top5_pct")}
