@@ -166,7 +166,7 @@ def adb_measure(session, options):
 
 
 def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, measure, jobs=2,
-                baseline=report.DEFAULT_BASELINE, log=lambda message: None):
+                baseline=None, log=lambda message: None):
     """Convert (or reuse), benchmark round by round into ``out_dir``/results.jsonl, write the report there;
     returns the markdown table."""
     results_path = os.path.join(out_dir, "results.jsonl")
