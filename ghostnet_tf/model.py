@@ -83,8 +83,9 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="image")
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        inputs = layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+    elif not keras.backend.is_keras_tensor(input_tensor):  # Keras 3's Input(tensor=...) takes Keras tensors only
+        raise ValueError(f"GhostNet: `input_tensor` must be a Keras tensor (keras.Input(...) or a layer's output), "
+                         f"got {type(input_tensor).__name__}; to run the model on data, call it: model(data)")
     else:
         inputs = input_tensor
     x = normalization_layer()(inputs) if include_preprocessing else inputs
