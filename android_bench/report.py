@@ -104,21 +104,25 @@ def csv_text(tables):
 
 
 def _png(figure):
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
-def latency_plot(device, rows):
-    """Grouped bars: median latency per model, one bar per precision (threads 1 when present)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def latency_plot(device, rows):
+    """Grouped bars: median latency per model, one bar per precision (threads 1 when present)."""
+    plt = _pyplot()
     threads = min(r["threads"] for r in rows)
     rows = [r for r in rows if r["threads"] == threads]
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -175,9 +179,7 @@ def accuracy_figure(device, rows):
     """Published ImageNet top-1 against measured latency, one line per family (as the GhostNet paper's Fig. 7)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     threads = min(r["threads"] for r in rows)
     figure, axes = plt.subplots(figsize=(7, 5))
     families = defaultdict(lambda: defaultdict(list))

@@ -57,7 +57,8 @@ def _top_ties(scores):
 
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True):
     """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA; the .tflite model alone is fed
-    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise."""
+    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise.
+    A tie for the top score is a miss; ``top1_ties`` counts the images whose top score tied."""
     if model is None and tflite is None:
         raise ValueError("evaluate: give a Keras model and/or a .tflite file")
     if not os.path.isdir(data):

@@ -9,7 +9,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import layers, ops
 
 from convert import convert_and_verify, convert_model, verify_model
