@@ -249,7 +249,11 @@ def test_per_layer_errors(model, tmp_path):
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= {row["op"] for row in rows}
     errors = [row["rmse_over_scale"] for row in rows]
     assert errors == sorted(errors, reverse=True)
-    assert all(0 <= e < 10 for e in errors) and max(errors) > 0  # int8 steps, not float noise
+    # In units of each tensor's quantization step: uniform rounding noise is 1/sqrt(12) = 0.29 of a step,
+    # and a concatenation of int8 tensors adds none (up to float error of the reference).
+    assert 0.2 < float(np.median(errors)) < 0.4
+    concatenations = [row["rmse_over_scale"] for row in rows if row["op"] == "CONCATENATION"]
+    assert len(concatenations) == 2 and max(concatenations) < 1e-3
 
 
 @pytest.fixture(scope="module")
