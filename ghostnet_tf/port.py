@@ -5,7 +5,7 @@ import os
 
 from ghostnet_tf.files import atomic_path
 from ghostnet_tf.model import GhostNet
-from ghostnet_tf.weights import (IMAGENET_CLASSES, PORT_ATTRS, assign_state_dict, first_items, infer_classes,
+from ghostnet_tf.weights import (IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, first_items, infer_classes,
                                  infer_width, read_checkpoint)
 
 PORT_SUFFIXES = (".weights.h5", ".keras")
@@ -39,5 +39,5 @@ def port_checkpoint(src, output, width=None):
             import h5py
 
             with h5py.File(tmp, "a") as f:
-                f.attrs.update(dict(zip(PORT_ATTRS, (width, classes, model.to_json()))))
+                f.attrs[PORT_CONFIG_ATTR] = model.to_json()
     return width, classes

@@ -30,9 +30,9 @@ IMAGENET_CACHE_DIR = None  # None: Keras's cache (~/.keras or $KERAS_HOME), subd
 FILE_TYPES = ".safetensors, .pth/.pt (needs torch) or .weights.h5 (from `ghostnet port`)"
 HEAD_PREFIXES = ("conv_head.", "classifier.")  # absent from include_top=False models
 IMAGENET_CLASSES = 1000
-# .weights.h5 root attributes written by `ghostnet port`: the width, the classes and the model's JSON
-# config, from which the file is read back without the builder.
-PORT_ATTRS = ("ghostnet_tf.width", "ghostnet_tf.classes", "ghostnet_tf.config")
+# The .weights.h5 root attribute written by `ghostnet port`: the model's JSON config, from which the file is
+# read back without the builder.
+PORT_CONFIG_ATTR = "ghostnet_tf.config"
 SHOWN = 3  # offenders listed per kind in an error message
 
 
@@ -120,6 +120,7 @@ def unwrap_state_dict(obj):
 
 
 def first_items(items):
+    """The first few items, joined, and how many there are in all: error messages stay one readable line."""
     items = list(items)
     more = f", ... ({len(items)} in all)" if len(items) > SHOWN else ""
     return ", ".join(str(i) for i in items[:SHOWN]) + more
@@ -163,11 +164,11 @@ def _read_port_weights(path):
 
     try:
         with h5py.File(path, "r") as f:
-            config = f.attrs.get(PORT_ATTRS[2])
+            config = f.attrs.get(PORT_CONFIG_ATTR)
     except OSError as exc:
         raise ValueError(f"`weights`: cannot read {path} as HDF5: {first_line(exc)}") from None
     if config is None:
-        raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_ATTRS[2]} attribute); "
+        raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_CONFIG_ATTR} attribute); "
                          "load it with model.load_weights() into a model of the same configuration")
     try:
         source = keras.models.model_from_json(config)
