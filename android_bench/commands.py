@@ -10,10 +10,12 @@ import os
 import sys
 
 from android_bench import zoo
+from convert import DEFAULT_CALIBRATION_STEPS
 from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, integer_at_least, parse_positive_list, parse_size,
                                  parse_width, positive_int)
 
-COMPARE_DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": 100, "eval_count": 16}
+COMPARE_DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": DEFAULT_CALIBRATION_STEPS,
+                    "eval_count": 16}  # fewer fidelity images than `convert`: 14 conversions per run
 COMPARE_QUICK = {"runs": 10, "warmup": 2, "rounds": 1, "calibration_steps": 8, "eval_count": 4}
 
 
