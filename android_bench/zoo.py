@@ -2,6 +2,8 @@
 instead, each built locally (no download) as a model taking RGB in [0, 255]."""
 from dataclasses import dataclass
 
+from ghostnet_tf.spec import default_name
+
 # Published ImageNet top-1 (%, 224x224, single crop), each from the model's own paper:
 #   GhostNet: Han et al., arXiv 1911.11907, Table 7 (0.5x 66.2, 1.0x 73.9, 1.3x 75.7).
 #   MobileNetV2 1.0: Sandler et al., arXiv 1801.04381, Table 4 (72.0).
@@ -38,8 +40,7 @@ class ZooModel:
 
 
 def ghostnet_entry(width):
-    return ZooModel(f"ghostnet_{round(width * 100):03d}", f"GhostNet {width:.1f}x", "ghostnet", width,
-                    GHOSTNET_TOP1.get(width))
+    return ZooModel(default_name(width), f"GhostNet {width:.1f}x", "ghostnet", width, GHOSTNET_TOP1.get(width))
 
 
 ZOO = {m.name: m for m in (
@@ -50,6 +51,7 @@ ZOO = {m.name: m for m in (
     ZooModel("mobilenet_v3_large_100", "MobileNetV3-Large 1.0", "mobilenet_v3_large", 1.0, 75.2),
 )}
 DEFAULT_BASELINE = "mobilenet_v3_large_075"  # closest in published top-1 to GhostNet 1.0x
+QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")  # the smoke run of `bench compare --quick`
 
 
 def select(names=None, widths=None):

@@ -7,13 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import IO_TYPES, QUANTIZE_MODES, rewrites
-from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
+from convert import DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, rewrites
+from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-
-DEFAULT_CALIBRATION_STEPS = 100
+from ghostnet_tf.preprocessing import model_inputs
 
 
 @dataclass

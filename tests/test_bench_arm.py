@@ -11,8 +11,7 @@ import pytest
 
 from android_bench import results
 from android_bench.arm import cpus, emulator, install
-from convert.runtime import make_interpreter
-from fake_adb.models import tiny_models
+from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf.cli import main
 
 
@@ -24,11 +23,6 @@ def setup():
         if os.environ.get("GHOSTNET_REQUIRE_ARM"):
             pytest.fail(f"GHOSTNET_REQUIRE_ARM is set but {exc}")
         pytest.skip(f"the ARM emulator is not set up: `make arm` ({exc})")
-
-
-@pytest.fixture(scope="module")
-def models():
-    return tiny_models()
 
 
 def host_output(path, x):
@@ -112,28 +106,21 @@ def test_setup_is_idempotent(setup, capsys):
     (["--cpu", "max"], "--cpu max is refused: qemu 7.2's 'max' core (SME emulation) computes wrong int8 results"),
     (["--threads", "2"], "--threads: the instruction count is per inference on one core"),
 ])
-def test_bad_options_are_one_line(models, capsys, args, message):
-    try:
-        code = main(["bench", "arm", "--model", str(models["int8"]), *args])
-    except SystemExit as exc:  # argparse's own refusal of an option value
-        code = exc.code
-    assert code == 2
-    assert message in capsys.readouterr().err
+def test_bad_options_are_one_line(models, cli, args, message):
+    code, _, err = cli("bench", "arm", "--model", models["int8"], *args)
+    assert code == 2 and message in err
 
 
-def test_a_non_tflite_file_is_refused(setup, tmp_path, capsys):
+def test_a_non_tflite_file_is_refused(setup, tmp_path, cli_error):
     bad = tmp_path / "notes.tflite"
     bad.write_text("hello")
-    assert main(["bench", "arm", "--model", str(bad)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"ghostnet: error: model {bad} is not a TFLite file (no 'TFL3' identifier at bytes 4..8)"]
+    assert cli_error("bench", "arm", "--model", bad) == (
+        f"ghostnet: error: model {bad} is not a TFLite file (no 'TFL3' identifier at bytes 4..8)")
 
 
-def test_missing_setup_says_how_to_get_it(models, tmp_path, capsys):
-    code = main(["bench", "arm", "--model", str(models["int8"]), "--cache", str(tmp_path / "empty")])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "the ARM emulator is not set up" in err[0] and "ghostnet bench arm --setup" in err[0]
+def test_missing_setup_says_how_to_get_it(models, tmp_path, cli_error):
+    line = cli_error("bench", "arm", "--model", models["int8"], "--cache", tmp_path / "empty")
+    assert "the ARM emulator is not set up" in line and "ghostnet bench arm --setup" in line
 
 
 def test_regions_are_parsed_and_the_marker_cost_subtracted():
@@ -193,13 +180,15 @@ def test_compare_on_emulated_cores_reports_instructions(setup, tmp_path, capsys)
     assert "instructions_m" not in (out / "instructions.csv").read_text().splitlines()[0]
 
 
-def test_compare_without_the_emulator(tmp_path, monkeypatch, capsys):
+def test_compare_without_the_emulator(tmp_path, monkeypatch):
     from android_bench.compare import arm_available
 
     monkeypatch.setenv("GHOSTNET_ARM_CACHE", str(tmp_path / "none"))
-    assert arm_available(None) is False
-    assert "no ARM instruction table: the emulator is not set up (`make arm`" in capsys.readouterr().err
-    assert arm_available(False) is False
+    said = []
+    assert arm_available(None, said.append) is False
+    assert said == ["compare: no ARM instruction table: the emulator is not set up (`make arm` or "
+                    "`ghostnet bench arm --setup`, under a minute as root)"]
+    assert arm_available(False, said.append) is False and len(said) == 1
     with pytest.raises(ValueError, match="--arm: the ARM emulator is not set up"):
         arm_available(True)
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from convert import convert_model, rewrites
-from convert.runtime import make_interpreter, predict
+from convert.inference import predict
+from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf import GhostNet
 from ghostnet_tf.cli import main
 from ghostnet_tf.layers import GhostModule

@@ -18,7 +18,7 @@ import numpy as np
 from android_bench import modelfile, results
 from android_bench.arm import breakdown, cpus, install
 from android_bench.local_runner import realistic_input
-from convert.runtime import get_runtime, make_interpreter
+from ghostnet_tf.runtime import get_runtime, make_interpreter
 
 GUEST_SCRIPT = os.path.join(os.path.dirname(__file__), "guest.py")
 REGION = re.compile(r"^ghostnet-region (\d+) insns=(\d+) dot=(\d+) mm=(\d+)$", re.M)

@@ -30,7 +30,8 @@ def aggregate(records, baseline, name_of):
         label = group[0].get("label") or {}
         counts = [r["instructions"] for r in group]
         tables[core].append({
-            "model": name, "precision": precision, "delegate": delegate, "threads": 1, "params": label.get("params"),
+            "model": name, "precision": precision, "delegate": delegate, "threads": 1, "core": group[0]["device"]["cpu"],
+            "params": label.get("params"),
             "macs": label.get("macs"), "size_bytes": group[0]["model"]["size_bytes"], "top1": label.get("top1"),
             "instructions": int(statistics.median(c["per_inference"] for c in counts)),
             "first_inference": int(statistics.median(c["first_inference"] for c in counts)),
