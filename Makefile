@@ -1,11 +1,12 @@
-# The two commands of the README: `make run` (the main job) and `make test`.
+# The two commands of the README: `make run` (the main job) and `make test`;
+# `make arm` sets up the ARM emulator once (then `make run` adds instruction counts on emulated ARM cores).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test clean
+.PHONY: run test arm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed-run
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/ghostnet bench compare $(RUN_ARGS)
+
+arm: $(VENV)/.installed-run
+	$(BIN)/ghostnet bench arm --setup
 
 test: $(VENV)/.installed-test
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,11 +3,9 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 
 from android_bench.modelfile import sha256_file
-from ghostnet_tf.cli import UsageError
 
 DEVICE_DIR = "/data/local/tmp"
 PROPS = {"manufacturer": "ro.product.manufacturer", "model": "ro.product.model", "soc": "ro.soc.model",
@@ -19,8 +17,21 @@ _LOST = re.compile(r"error: (device .*not found|no devices|device offline|closed
                    r"|device '.*' not found|no devices/emulators found", re.IGNORECASE)
 
 
-class DeviceLost(OSError):
+# `adb devices` answers at once when the adb server runs; a minute of silence means it never will.
+DEVICES_TIMEOUT_S = 60
+
+
+class DeviceError(OSError):
+    """adb is missing or silent, or no usable device is connected: the phone side, not the user's files."""
+
+
+class DeviceLost(DeviceError):
     """The device disconnected or went offline while we used it."""
+
+
+def _command_text(args):
+    text = " ".join(str(a) for a in args)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Adb:
@@ -35,7 +46,7 @@ class Adb:
         try:
             done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise DeviceLost(f"adb {' '.join(args[:1])} on device {self.serial} did not answer within {timeout} s") from None
+            raise DeviceLost(f"'adb -s {self.serial} {_command_text(args)}' did not answer within {timeout} s") from None
         if done.returncode != 0 and _LOST.search(done.stderr):
             raise DeviceLost(f"device {self.serial} is no longer reachable ({done.stderr.strip().splitlines()[-1]})")
         return done
@@ -48,15 +59,20 @@ class Adb:
 def find_adb():
     path = shutil.which("adb")
     if path is None:
-        raise UsageError("adb not found on PATH: install Android SDK platform-tools and add them to PATH")
+        raise DeviceError("adb not found on PATH: install Android SDK platform-tools and add them to PATH")
     return path
 
 
 def list_devices(executable):
     """[(serial, state)] from ``adb devices`` (state: device, unauthorized, offline, ...)."""
-    done = subprocess.run([executable, "devices"], capture_output=True, text=True, errors="replace", timeout=60)
+    try:
+        done = subprocess.run([executable, "devices"], capture_output=True, text=True, errors="replace",
+                              timeout=DEVICES_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"'adb devices' did not answer within {DEVICES_TIMEOUT_S} s: the adb server hangs; "
+                          "run 'adb kill-server' and retry") from None
     if done.returncode != 0:
-        raise UsageError(f"'adb devices' failed: {(done.stderr or done.stdout).strip()}")
+        raise DeviceError(f"'adb devices' failed: {(done.stderr or done.stdout).strip()}")
     devices = []
     for line in done.stdout.splitlines():
         parts = line.split()
@@ -82,18 +98,18 @@ def connect(serial=None):
     states = dict(devices)
     if serial is not None:
         if serial not in states:
-            raise UsageError(f"device {serial} not found by adb (connected: {', '.join(states) or 'none'})")
+            raise DeviceError(f"device {serial} not found by adb (connected: {', '.join(states) or 'none'})")
         if states[serial] != "device":
-            raise UsageError(_not_ready(serial, states[serial]))
+            raise DeviceError(_not_ready(serial, states[serial]))
         return Adb(executable, serial)
     ready = [s for s, state in devices if state == "device"]
     if len(ready) == 1:
         return Adb(executable, ready[0])
     if len(ready) > 1:
-        raise UsageError(f"several devices are ready ({', '.join(ready)}): choose one with --serial")
+        raise DeviceError(f"several devices are ready ({', '.join(ready)}): choose one with --serial")
     if not devices:
-        raise UsageError("no Android device found: connect a phone with USB debugging enabled (adb devices is empty)")
-    raise UsageError("; ".join(_not_ready(s, state) for s, state in devices))
+        raise DeviceError("no Android device found: connect a phone with USB debugging enabled (adb devices is empty)")
+    raise DeviceError("; ".join(_not_ready(s, state) for s, state in devices))
 
 
 def push(adb, local_path, remote_path):
@@ -103,7 +119,8 @@ def push(adb, local_path, remote_path):
         return False
     done = adb.run("push", str(local_path), remote_path, timeout=600)
     if done.returncode != 0:
-        raise OSError(f"adb push {local_path} {remote_path} failed: {(done.stderr or done.stdout).strip()}")
+        detail = ((done.stderr or done.stdout).strip().splitlines() or ["no message"])[-1]
+        raise DeviceError(f"adb push {local_path} {remote_path} failed: {detail}")
     return True
 
 
@@ -139,8 +156,9 @@ def thermal_status(adb):
     return int(match.group(1)) if match else None
 
 
-def wait_until_cool(adb, max_wait_s, poll_s, report=lambda message: print(message, file=sys.stderr, flush=True)):
-    """Poll the thermal status until it is 0 or ``max_wait_s`` passed; returns what happened, for the record."""
+def wait_until_cool(adb, max_wait_s, poll_s, report=lambda message: None):
+    """Poll the thermal status until it is 0 or ``max_wait_s`` passed; returns what happened, for the record.
+    ``report(message)`` hears about every wait."""
     start = time.monotonic()
     first = status = thermal_status(adb)
     while status not in (None, 0) and time.monotonic() - start < max_wait_s:

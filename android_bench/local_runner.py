@@ -1,4 +1,4 @@
-"""``bench local``: benchmark_model's measurement done in-process with the TFLite runtime (LiteRT).
+"""benchmark_model's measurement done in-process with the TFLite runtime (LiteRT), for ``bench local``.
 
 Runs on this machine or an ARM Linux board; produces the same record as ``bench adb``.
 """
@@ -10,17 +10,30 @@ import time
 import numpy as np
 
 from android_bench import modelfile, results
-from android_bench.cli import add_common_options, emit
-from convert.runtime import get_runtime, make_interpreter, quantize
-from ghostnet_tf.files import check_writable
+from ghostnet_tf.preprocessing import model_inputs, synthetic_photo
+from ghostnet_tf.runtime import get_runtime, make_interpreter, quantize
 
 
-def realistic_input(detail, rng):
-    """An input like a preprocessed image: about N(0, 1) floats, quantized with the tensor's own
-    scale/zero point for int8/uint8 inputs, so quantized kernels see a realistic value spread."""
-    shape, dtype = tuple(detail["shape"]), detail["dtype"]
-    values = np.clip(rng.standard_normal(shape), -2.5, 2.5)
-    if np.issubdtype(dtype, np.floating):
+def takes_pixels(detail):
+    """Whether an input takes [0, 255] pixels: integer inputs quantized with scale 1 do (the converter pins
+    pixel models' input range), other quantized inputs are normalized; float inputs are taken for pixels,
+    the form every model this project converts has."""
+    scale = detail["quantization"][0]
+    return not scale or abs(scale - 1.0) < 1e-6
+
+
+def realistic_input(detail, rng, pixels=None):
+    """What the model really sees: for an image input (1, H, W, 3) a photo-like frame from the one
+    preprocessing path (pixels, or ImageNet-normalized when ``pixels`` is False; None: ``takes_pixels``),
+    quantized with the tensor's own scale/zero point; for other inputs, values of the right kind."""
+    shape, dtype = tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"])
+    if len(shape) == 4 and shape[3] == 3:
+        pixels = takes_pixels(detail) if pixels is None else pixels
+        frames = np.stack([np.round(synthetic_photo(rng, *shape[1:3])) for _ in range(shape[0])])
+        values = model_inputs(frames, pixels)
+    else:
+        values = np.clip(rng.standard_normal(shape), -2.5, 2.5)
+    if dtype.kind == "f":
         return values.astype(dtype)
     if dtype == np.bool_:
         return values > 0
@@ -73,8 +86,9 @@ def _timed_invokes(interpreter, count):
     return samples
 
 
-def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0):
+def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0, pixels=None):
     """Benchmark ``model_path`` like benchmark_model and return the result record (not yet written).
+    ``pixels``: whether the model takes [0, 255] pixels (None: judged from its input, see ``takes_pixels``).
 
     Init = interpreter creation + tensor allocation; the first warm-up invoke is the first inference;
     ``runs`` timed invokes follow. Peak memory is this process's peak RSS (it includes Python itself).
@@ -87,7 +101,7 @@ def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0
     init_us = (time.perf_counter() - start) * 1e6
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], realistic_input(detail, rng))
+        interpreter.set_tensor(detail["index"], realistic_input(detail, rng, pixels))
     warmup_samples = _timed_invokes(interpreter, max(1, warmup))
     measured = _timed_invokes(interpreter, runs)
     runtime = get_runtime()
@@ -98,17 +112,3 @@ def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0
                                delegate="xnnpack" if use_xnnpack else "cpu", threads=threads,
                                cpu_mask=_affinity_mask(), device=local_facts(), timings=timings)
 
-
-def register(bench_sub):
-    parser = bench_sub.add_parser("local", help="benchmark with LiteRT in this process (this machine or an ARM board)",
-                                  description="Benchmark a .tflite model in-process with LiteRT, like benchmark_model.")
-    add_common_options(parser)
-    parser.set_defaults(func=bench_local)
-
-
-def bench_local(args):
-    if args.json_lines:
-        check_writable(args.json_lines, "--json-lines")
-    for threads in args.threads:
-        emit(run_local(args.model, threads=threads, runs=args.runs, warmup=args.warmup, use_xnnpack=args.xnnpack),
-             args.json_lines)

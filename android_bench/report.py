@@ -11,6 +11,7 @@ import statistics
 from collections import defaultdict
 
 from android_bench import results
+from android_bench.arm import report as arm_report
 from android_bench.zoo import DEFAULT_BASELINE, ZOO
 from ghostnet_tf.files import write_atomic
 
@@ -93,9 +94,9 @@ def markdown(tables, baseline=DEFAULT_BASELINE):
     return out.getvalue()
 
 
-def csv_text(tables):
+def csv_text(tables, columns=COLUMNS):
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=("device", *COLUMNS, "top1"), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=("device", *columns, "top1"), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for device, rows in tables.items():
         for row in rows:
@@ -104,21 +105,25 @@ def csv_text(tables):
 
 
 def _png(figure):
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
-def latency_plot(device, rows):
-    """Grouped bars: median latency per model, one bar per precision (threads 1 when present)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def bar_plot(title, rows, value, ylabel):
+    """Grouped bars: ``value`` per model, one bar per precision (threads 1 when present)."""
+    plt = _pyplot()
     threads = min(r["threads"] for r in rows)
     rows = [r for r in rows if r["threads"] == threads]
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -126,23 +131,57 @@ def latency_plot(device, rows):
     figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(models) + 2), 4))
     width = 0.8 / len(precisions)
     for i, precision in enumerate(precisions):
-        values = {r["model"]: r["median_ms"] for r in rows if r["precision"] == precision}
+        values = {r["model"]: r[value] for r in rows if r["precision"] == precision}
         xs = [m + (i - (len(precisions) - 1) / 2) * width for m in range(len(models))]
         axes.bar(xs, [values.get(m, 0) for m in models], width, label=precision)
     axes.set_xticks(range(len(models)), [_label_of(m) for m in models], rotation=30, ha="right")
-    axes.set_ylabel("median latency (ms)")
-    axes.set_title(f"{device}, {threads} thread{'s' if threads > 1 else ''}")
+    axes.set_ylabel(ylabel)
+    axes.set_title(f"{title}, {threads} thread{'s' if threads > 1 else ''}")
     axes.legend()
     return _png(figure)
 
 
-def accuracy_plot(device, rows):
-    """Published ImageNet top-1 against measured latency, one line per family (as the GhostNet paper's Fig. 7)."""
+# Label positions tried around a point (offset points), nearest first: right, above, below, left, diagonals.
+LABEL_OFFSETS = ((5, -3), (5, 7), (5, -13), (-5, -3), (-5, 7), (-5, -13), (5, 17), (5, -23), (-5, 17), (-5, -23),
+                 (5, 27), (5, -33), (-5, 27), (-5, -33))
+
+
+def place_labels(axes, points):
+    """Annotate each (x, y, text) at the first offset where its box overlaps no other label and no marker,
+    so every label stays readable when models sit close together."""
+    figure = axes.figure
+    renderer = figure.canvas.get_renderer()
+    markers = [axes.transData.transform((x, y)) for x, y, _ in points]
+    placed, annotations = [], []
+    for x, y, text in points:
+        for dx, dy in LABEL_OFFSETS:
+            annotation = axes.annotate(text, (x, y), fontsize=7, textcoords="offset points", xytext=(dx, dy),
+                                       ha="left" if dx > 0 else "right", va="center")
+            box = annotation.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed) and \
+                    not any(box.contains(*marker) for marker in markers):
+                break
+            annotation.remove()
+        else:  # crowded beyond every offset: keep the first one
+            annotation = axes.annotate(text, (x, y), fontsize=7, textcoords="offset points",
+                                       xytext=LABEL_OFFSETS[0], va="center")
+            box = annotation.get_window_extent(renderer)
+        placed.append(box)
+        annotations.append(annotation)
+    return annotations
+
+
+def accuracy_plot(device, rows, value="median_ms", xlabel="measured median latency (ms)"):
+    """The accuracy-vs-latency (or vs ``value``) figure as PNG bytes."""
+    return _png(accuracy_figure(device, rows, value, xlabel))
+
+
+def accuracy_figure(device, rows, value="median_ms", xlabel="measured median latency (ms)"):
+    """Published ImageNet top-1 against ``value`` (measured latency by default), one line per family (as the
+    GhostNet paper's Fig. 7)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     threads = min(r["threads"] for r in rows)
     figure, axes = plt.subplots(figsize=(7, 5))
     families = defaultdict(lambda: defaultdict(list))
@@ -151,22 +190,24 @@ def accuracy_plot(device, rows):
             entry = ZOO.get(r["model"])
             families[entry.family if entry else r["model"]][r["precision"]].append(r)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    points = []
     for index, (family, by_precision) in enumerate(families.items()):
         color = colors[index % len(colors)]
         for precision, members in by_precision.items():
-            members.sort(key=lambda r: r["median_ms"])
+            members.sort(key=lambda r: r[value])
             int8 = precision == "int8"
-            axes.plot([r["median_ms"] for r in members], [r["top1"] for r in members], color=color,
+            axes.plot([r[value] for r in members], [r["top1"] for r in members], color=color,
                       marker="s" if int8 else "o", linestyle="-" if int8 else "--", label=f"{family} {precision}")
-            for r in members:
-                axes.annotate(f"{_label_of(r['model'])} {precision}", (r["median_ms"], r["top1"]), fontsize=7,
-                              textcoords="offset points", xytext=(4, 6 if int8 else -12))
-    axes.set_xlabel(f"measured median latency (ms), {threads} thread{'s' if threads > 1 else ''}")
+            points += [(r[value], r["top1"], f"{_label_of(r['model'])} {precision}") for r in members]
+    axes.set_xlabel(f"{xlabel}, {threads} thread{'s' if threads > 1 else ''}")
     axes.set_ylabel("published ImageNet top-1 (%)")
-    axes.set_title(f"Accuracy vs latency on {device}")
+    axes.set_title(f"Accuracy vs {xlabel.split(' (')[0].replace('measured median ', '')} on {device}")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    return _png(figure)
+    axes.margins(x=0.25, y=0.15)  # room for labels beside the outermost points
+    axes.legend(fontsize=8, loc="lower right")
+    figure.canvas.draw()  # fixes the limits, so label boxes are measured where they will be drawn
+    place_labels(axes, points)
+    return figure
 
 
 def _label_of(name):
@@ -177,35 +218,41 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60]
 
 
-def write_report(results_path, out_dir, baseline=DEFAULT_BASELINE):
-    """Write report.md, report.csv and per-device PNGs into ``out_dir``; return the markdown."""
+def write_report(results_path, out_dir, baseline=None):
+    """Write report.md, report.csv and per-device PNGs into ``out_dir`` (and for arm-emulated records
+    instructions.csv and instruction plots per core); return the markdown.
+    ``baseline``: the model of the ratio column, which must be in the results (None: DEFAULT_BASELINE if
+    measured)."""
     records = results.read_records(results_path)
     if not records:
         raise ValueError(f"{results_path}: no benchmark records in the file")
-    tables = aggregate(records, baseline)
-    text = markdown(tables, baseline)
+    names = sorted({_label(r)[0] for r in records})
+    if baseline is not None and baseline not in names:
+        raise ValueError(f"--baseline: {baseline!r} is not among the measured models ({', '.join(names)})")
+    baseline = baseline or DEFAULT_BASELINE
+    timed = [r for r in records if r["mode"] != "arm-emulated"]
+    counted = [r for r in records if r["mode"] == "arm-emulated"]
     os.makedirs(out_dir, exist_ok=True)
+    text = ""
+    if timed:
+        tables = aggregate(timed, baseline)
+        text += markdown(tables, baseline)
+        write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
+        for device, rows in tables.items():
+            suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
+            write_atomic(os.path.join(out_dir, f"latency{suffix}.png"),
+                         bar_plot(device, rows, "median_ms", "median latency (ms)"))
+            write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
+    if counted:  # instruction counts on emulated ARM cores: their own tables and plots, never as time
+        tables = arm_report.aggregate(counted, baseline, _label)
+        text += arm_report.markdown(tables, baseline)
+        write_atomic(os.path.join(out_dir, "instructions.csv"),
+                     csv_text(tables, arm_report.COLUMNS).encode("utf-8"))
+        for core, rows in tables.items():
+            suffix = f"_{_slug(rows[0]['core'])}"
+            write_atomic(os.path.join(out_dir, f"instructions{suffix}.png"),
+                         bar_plot(core, rows, "instructions_m", "instructions per inference (M), not time"))
+            write_atomic(os.path.join(out_dir, f"accuracy_instructions{suffix}.png"),
+                         accuracy_plot(core, rows, "instructions_m", "instructions per inference (M)"))
     write_atomic(os.path.join(out_dir, "report.md"), text.encode("utf-8"))
-    write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
-    for device, rows in tables.items():
-        suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
-        write_atomic(os.path.join(out_dir, f"latency{suffix}.png"), latency_plot(device, rows))
-        write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
     return text
-
-
-def register(bench_sub):
-    p = bench_sub.add_parser("report", help="markdown/CSV tables and PNG plots from a results file",
-                             description="Report a JSON-lines results file: report.md, report.csv and plots.")
-    p.add_argument("results", metavar="RESULTS.jsonl", help="results written by bench adb/local/compare")
-    p.add_argument("--out", metavar="DIR", help="where to write (default: the results file's folder)")
-    p.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"model for the ratio column (default {DEFAULT_BASELINE})")
-    p.set_defaults(func=run_report)
-
-
-def run_report(args):
-    if not os.path.isfile(args.results):
-        raise ValueError(f"results file {args.results!r} does not exist")
-    out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
-    print(write_report(args.results, out_dir, args.baseline))
-    print(f"report: report.md, report.csv and plots in {out_dir}")

@@ -9,7 +9,8 @@ A record (``schema == "ghostnet-bench/1"``)::
 
     schema      "ghostnet-bench/1"
     date        ISO 8601 UTC time of the measurement
-    mode        "adb" (benchmark_model on a phone) or "local" (LiteRT in this process)
+    mode        "adb" (benchmark_model on a phone), "local" (LiteRT in this process) or "arm-emulated"
+                (the aarch64 LiteRT under qemu-user: instruction counts, no latency)
     model       {path, sha256, size_bytes, input_shape, input_dtype, input_quantization: {scale, zero_point}|null}
     runtime     {name, version, ...}  e.g. {"name": "ai-edge-litert", "version": "2.3.0"}
                                       or {"name": "benchmark_model", "version": null, "binary_sha256": ...}
@@ -18,7 +19,7 @@ A record (``schema == "ghostnet-bench/1"``)::
     cpu_mask    hex string of the cores the run was pinned to (e.g. "f0"), null when not pinned
     device      facts: adb {serial, manufacturer, model, soc, board, android_version, sdk, abi, abilist,
                 cores, max_freq_khz, big_cores}; local {hostname, system, release, machine, cpu_model, cpu_count}
-    stats       measured runs, microseconds: {count, first_us, curr_us, min_us, max_us, mean_us, std_us,
+    stats       latency modes only (null for arm-emulated), measured runs, microseconds: {count, first_us, curr_us, min_us, max_us, mean_us, std_us,
                 p5_us, median_us, p95_us, init_us, first_inference_us}; p5/median/p95 are null when an old
                 benchmark_model did not print them (fall back to mean_us)
     warmup      warm-up runs, same keys as stats without init/first_inference, or null
@@ -26,6 +27,14 @@ A record (``schema == "ghostnet-bench/1"``)::
     op_profile  [{node_type, nodes, avg_ms, percent, times_called}] (adb --op-profile) or null
     thermal     adb: {status_before, status_after_wait, waited_s, cool} ; null for local
     raw_output  benchmark_model's full output (adb, for audit); null for local
+    instructions  arm-emulated only: guest instructions {count (inferences counted), per_inference (median),
+                min, max, first_inference, marker_overhead (subtracted from each), dot_product_per_inference
+                (SDOT/UDOT), i8mm_per_inference (SMMLA/UMMLA/USMMLA)}; device then holds {cpu, midr, features,
+                emulator, emulator_version, ...}
+    host_agreement  arm-emulated only: the same input through this machine's runtime {host_runtime,
+                host_machine, max_abs_diff (in the output's own units), bit_exact, output_dtype}
+    breakdown   optional, arm-emulated with --per-block: {ops: [{index, op, block, resolution, instructions,
+                dot_product}], by_block, by_op, by_resolution: {name: instructions}}
     label       optional, set by ``bench compare``: {name, precision, round, params, macs, top1,
                 top1_agreement_pct, conversion_s}; the report groups rounds by name and precision
 """
@@ -39,7 +48,9 @@ import numpy as np
 from android_bench.parsing import STAT_KEYS
 
 SCHEMA = "ghostnet-bench/1"
-MODES = ("adb", "local")
+MODES = ("adb", "local", "arm-emulated")
+INSTRUCTION_KEYS = ("per_inference", "min", "max", "first_inference", "marker_overhead",
+                    "dot_product_per_inference", "i8mm_per_inference")
 DELEGATES = ("xnnpack", "cpu", "gpu", "nnapi")
 REQUIRED = ("schema", "date", "mode", "model", "runtime", "delegate", "threads", "cpu_mask", "device",
             "stats", "warmup", "memory", "op_profile", "thermal", "raw_output")
@@ -82,6 +93,21 @@ def make_record(*, mode, model, runtime, delegate, threads, cpu_mask, device, ti
     return record
 
 
+def make_arm_record(*, model, runtime, delegate, device, instructions, host_agreement, breakdown=None, date=None):
+    """One validated ``arm-emulated`` record: instruction counts on an emulated core, no timings."""
+    record = {
+        "schema": SCHEMA,
+        "date": date or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": "arm-emulated", "model": dict(model), "runtime": dict(runtime), "delegate": delegate, "threads": 1,
+        "cpu_mask": None, "device": dict(device), "stats": None, "warmup": None, "memory": {}, "op_profile": None,
+        "thermal": None, "raw_output": None, "instructions": dict(instructions), "host_agreement": dict(host_agreement),
+    }
+    if breakdown is not None:
+        record["breakdown"] = breakdown
+    validate_record(record)
+    return record
+
+
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -105,8 +131,36 @@ def validate_record(record):
     for key in ("path", "sha256", "size_bytes", "input_shape", "input_dtype"):
         if key not in model:
             raise ValueError(f"benchmark record's model lacks {key}")
-    stats = record["stats"]
-    if not isinstance(stats.get("count"), int) or stats["count"] < 1:
+    if record["mode"] == "arm-emulated":
+        _validate_instructions(record)
+    else:
+        _validate_stats(record["stats"])
+    label = record.get("label")
+    if label is not None and not (isinstance(label, dict) and isinstance(label.get("name"), str)
+                                  and isinstance(label.get("precision"), str)):
+        raise ValueError("benchmark record's label must be an object with name and precision")
+
+
+def _validate_instructions(record):
+    counts = record.get("instructions")
+    if record["stats"] is not None:
+        raise ValueError("an arm-emulated benchmark record has no latency stats (stats must be null)")
+    if not isinstance(counts, dict) or not isinstance(counts.get("count"), int) or counts["count"] < 1:
+        raise ValueError("an arm-emulated benchmark record needs instructions with count >= 1")
+    for key in INSTRUCTION_KEYS:
+        if not isinstance(counts.get(key), int) or isinstance(counts[key], bool):
+            raise ValueError(f"benchmark record's instructions.{key} is {counts.get(key)!r}, not an integer")
+    agreement = record.get("host_agreement")
+    if not isinstance(agreement, dict) or not isinstance(agreement.get("bit_exact"), bool):
+        raise ValueError("an arm-emulated benchmark record needs host_agreement with bit_exact")
+    split = record.get("breakdown")
+    if split is not None and not (isinstance(split, dict) and isinstance(split.get("ops"), list)
+                                  and all(isinstance(split.get(k), dict) for k in ("by_block", "by_op", "by_resolution"))):
+        raise ValueError("benchmark record's breakdown needs ops, by_block, by_op and by_resolution")
+
+
+def _validate_stats(stats):
+    if not isinstance(stats, dict) or not isinstance(stats.get("count"), int) or stats["count"] < 1:
         raise ValueError("benchmark record's stats need count >= 1")
     for key in STAT_KEYS:
         value = stats.get(key)
@@ -114,10 +168,6 @@ def validate_record(record):
             raise ValueError(f"benchmark record's stats.{key} is {value!r}, not a number")
     if not _is_number(stats.get("mean_us")):
         raise ValueError("benchmark record's stats lack mean_us")
-    label = record.get("label")
-    if label is not None and not (isinstance(label, dict) and isinstance(label.get("name"), str)
-                                  and isinstance(label.get("precision"), str)):
-        raise ValueError("benchmark record's label must be an object with name and precision")
 
 
 def append_record(path, record):

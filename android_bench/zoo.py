@@ -2,12 +2,14 @@
 instead, each built locally (no download) as a model taking RGB in [0, 255]."""
 from dataclasses import dataclass
 
+from ghostnet_tf.spec import default_name
+
 # Published ImageNet top-1 (%, 224x224, single crop), each from the model's own paper:
 #   GhostNet: Han et al., arXiv 1911.11907, Table 7 (0.5x 66.2, 1.0x 73.9, 1.3x 75.7).
 #   MobileNetV2 1.0: Sandler et al., arXiv 1801.04381, Table 4 (72.0).
 #   MobileNetV3: Howard et al., arXiv 1905.02244, Table 3 (Large 1.0 75.2, Large 0.75 73.3, Small 1.0 67.4).
 #   GhostNetV2 1.0x: Tang et al., arXiv 2211.12905, Table 2 (75.3).
-#   GhostNetV3 1.0x: Liu et al., arXiv 2404.11202 (77.1, the released checkpoint's EMA weights).
+#   GhostNetV3 1.0x: Liu et al., arXiv 2404.11202 (77.1).
 #   timm's pretrained configs (ghostnetv2_100.in1k, ghostnetv3_100.in1k) carry no accuracy figures.
 GHOSTNET_TOP1 = {0.5: 66.2, 1.0: 73.9, 1.3: 75.7}
 GHOSTNET_FAMILIES = {"ghostnet": "v1", "ghostnetv2": "v2", "ghostnetv3": "v3"}  # family -> ghostnet_tf.build_model
@@ -44,8 +46,7 @@ class ZooModel:
 
 
 def ghostnet_entry(width):
-    return ZooModel(f"ghostnet_{round(width * 100):03d}", f"GhostNet {width:.1f}x", "ghostnet", width,
-                    GHOSTNET_TOP1.get(width))
+    return ZooModel(default_name(width), f"GhostNet {width:.1f}x", "ghostnet", width, GHOSTNET_TOP1.get(width))
 
 
 ZOO = {m.name: m for m in (
@@ -59,6 +60,7 @@ ZOO = {m.name: m for m in (
     ZooModel("ghostnetv3_100", "GhostNetV3 1.0x", "ghostnetv3", 1.0, 77.1, default=False),
 )}
 DEFAULT_BASELINE = "mobilenet_v3_large_075"  # closest in published top-1 to GhostNet 1.0x
+QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")  # the smoke run of `bench compare --quick`
 
 
 def select(names=None, widths=None):

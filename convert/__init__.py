@@ -10,6 +10,9 @@ import importlib
 
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
 IO_TYPES = ("int8", "uint8", "float32")
+# Defaults of the API and of `ghostnet convert`, defined here so the CLI reads them without TensorFlow.
+DEFAULT_CALIBRATION_STEPS = 100
+DEFAULT_EVAL_COUNT = 32
 
 _EXPORTS = {
     "convert_model": "convert.converter",
@@ -19,9 +22,9 @@ _EXPORTS = {
     "verify_model": "convert.api",
     "evaluate": "convert.evaluation",
     "load_keras_model": "convert.source",
-    "make_interpreter": "convert.runtime",
+    "make_interpreter": "ghostnet_tf.runtime",
 }
-__all__ = sorted([*_EXPORTS, "QUANTIZE_MODES", "IO_TYPES"])
+__all__ = sorted([*_EXPORTS, "QUANTIZE_MODES", "IO_TYPES", "DEFAULT_CALIBRATION_STEPS", "DEFAULT_EVAL_COUNT"])
 
 
 def __getattr__(name):

@@ -2,13 +2,12 @@
 import os
 import time
 
-from convert import verify
-from convert.calibration import EVALUATION_SEED, image_source, model_inputs, takes_pixels
-from convert.converter import DEFAULT_CALIBRATION_STEPS, convert_model, input_size_of
+from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, debugging, verify
+from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
+from convert.converter import convert_model, input_size_of
 from convert.report import fidelity_warnings
-from convert.runtime import get_runtime
-
-DEFAULT_EVAL_COUNT = 32
+from ghostnet_tf.preprocessing import model_inputs
+from ghostnet_tf.runtime import get_runtime
 
 
 def versions():
@@ -66,17 +65,21 @@ def check_held_out(calibration, eval_images):
 
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
-                       input_size=None, per_layer=False, description=None, show_progress=True):
+                       input_size=None, per_layer=False, description=None, show_progress=True,
+                       rewrite=None):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":
         raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()
+    # Every input is read before the converter runs, so a bad --eval-images never leaves a written model.
+    held_out = image_source(eval_images, input_size_of(model, input_size), eval_count, "--eval-images",
+                            EVALUATION_SEED, show_progress)
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
-                               show_progress)
+                               show_progress, rewrite)
     with open(conversion.path, "rb") as f:
         content = f.read()
-    checked = verify_model(content, model, quantize, eval_images, eval_count, conversion.input_size, show_progress,
+    checked = verify_model(content, model, quantize, held_out, eval_count, conversion.input_size, show_progress,
                            audit=conversion.audit)
     report = {
         "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
@@ -86,6 +89,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "quantize": conversion.quantize,
         "io": conversion.io,
         "calibration": conversion.calibration,
+        "rewrites": conversion.rewrites,
         "seconds": conversion.seconds,
         **checked,
         "per_layer": None,
@@ -93,8 +97,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "versions": versions(),
     }
     if per_layer:
-        report["per_layer"] = verify.per_layer_errors(model, conversion.input_size, calibration,
-                                                        calibration_steps, eval_images, eval_count, show_progress)
+        report["per_layer"] = debugging.per_layer_errors(model, conversion.input_size, calibration,
+                                                         calibration_steps, held_out, eval_count, show_progress)
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
                                   "domain (--calibration DIR) give better int8 accuracy")

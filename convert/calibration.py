@@ -1,7 +1,7 @@
 """Image sources for calibration and for fidelity checks: a folder, an array file, or a built-in set.
 
 Every source yields RGB images in [0, 255] (N, H, W, 3), prepared by the evaluation preprocessing of
-``ghostnet_tf.preprocessing``; ``model_inputs`` then turns them into what the model expects.
+``ghostnet_tf.preprocessing``, whose ``model_inputs`` then turns them into what the model expects.
 """
 import os
 from dataclasses import dataclass
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convert.progress import Progress
-from ghostnet_tf.preprocessing import find_images, load_image, preprocess_input, resize_and_crop
+from ghostnet_tf.preprocessing import find_images, load_image, resize_and_crop, synthetic_photo
 
 # Seeds of the built-in synthetic sets: calibration and evaluation never share an image.
 CALIBRATION_SEED = 0
@@ -46,11 +46,6 @@ def _layer_inputs(layer):
     return inputs if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def model_inputs(images, pixels):
-    """Images in [0, 255] -> model input: unchanged for pixel models, ImageNet-normalized otherwise."""
-    return np.asarray(images, np.float32) if pixels else preprocess_input(images)
-
-
 def load_folder(directory, size, limit, arg, show_progress=True):
     """Up to ``limit`` readable images of ``directory`` in sorted order; corrupt files are skipped and counted."""
     paths = find_images(directory)
@@ -77,8 +72,9 @@ def load_array(path, size, limit, arg):
     """Images from a .npy file, or a .npz holding one array (or one named ``images``): (N, H, W, 3) RGB in [0, 255]."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{arg}: cannot read {path!r} as a NumPy array file: {exc}") from None
+    except (ValueError, OSError):  # numpy's text for a non-array file suggests unpickling it: never do that
+        raise ValueError(f"{arg}: {path!r} is not a NumPy array file (expected .npy/.npz written by numpy.save or "
+                         "numpy.savez, holding uint8 or float images)") from None
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             names = list(data.files)
@@ -112,31 +108,12 @@ def check_images(array, size, arg):
 
 
 def synthetic_images(count, size, seed):
-    """Deterministic natural-ish images: 1/f colour noise (the spectrum of photographs) with a few
-    hard-edged shapes, stretched to the full [0, 255] range, prepared like real photos."""
+    """Deterministic natural-ish images (``synthetic_photo``), larger than ``size`` and not square so the
+    crop path runs, prepared like real photos."""
     rng = np.random.default_rng(seed)
-    raw_h, raw_w = int(size[0] / 0.8) + 16, int(size[1] / 0.7) + 16  # not square, so the crop path runs
-    fy = np.fft.fftfreq(raw_h)[:, None]
-    fx = np.fft.rfftfreq(raw_w)[None, :]
-    radius = np.sqrt(fx ** 2 + fy ** 2)
-    radius[0, 0] = 1.0
-    yy, xx = np.mgrid[0:raw_h, 0:raw_w]
-    images = []
-    for _ in range(count):
-        alpha = rng.uniform(1.0, 1.6)
-        spectrum = rng.normal(size=(3, raw_h, raw_w // 2 + 1)) + 1j * rng.normal(size=(3, raw_h, raw_w // 2 + 1))
-        fields = np.fft.irfft2(spectrum / radius ** alpha, s=(raw_h, raw_w))
-        mix = rng.normal(0.6, 0.3, size=(3, 3)) + np.eye(3)  # correlated colour channels
-        image = np.einsum("ij,jhw->hwi", mix, fields)
-        for _ in range(rng.integers(2, 6)):
-            cy, cx = rng.uniform(0, raw_h), rng.uniform(0, raw_w)
-            ry, rx = rng.uniform(0.05, 0.3) * raw_h, rng.uniform(0.05, 0.3) * raw_w
-            inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
-            image[inside] = rng.normal(0, image.std(), size=3) + image.mean()
-        low, high = np.percentile(image, [1, 99])
-        image = np.clip((image - low) / (high - low) * 255.0, 0, 255)
-        images.append(resize_and_crop(image, size))
-    return ImageSet(np.stack(images), "built-in")
+    raw_h, raw_w = int(size[0] / 0.8) + 16, int(size[1] / 0.7) + 16
+    return ImageSet(np.stack([resize_and_crop(synthetic_photo(rng, raw_h, raw_w), size) for _ in range(count)]),
+                    "built-in")
 
 
 def image_source(spec, size, limit, arg, seed, show_progress=True):

@@ -3,21 +3,10 @@
 Heavy imports happen inside the commands, so ``--help`` stays instant."""
 import sys
 
-from convert import IO_TYPES, QUANTIZE_MODES
-from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
+from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, IO_TYPES, QUANTIZE_MODES
+from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_weights_with_width, parse_size, parse_width,
+                                 positive_int, print_json)
 from ghostnet_tf.commands import add_family_argument
-
-
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def _add_model_arguments(p, required=True):
@@ -48,15 +37,19 @@ def register(sub):
     p.add_argument("--calibration", metavar="DIR|FILE",
                    help="calibration images: a folder (JPEG/PNG, recursive) or .npy/.npz (N,H,W,3) in [0,255]; "
                         "default: a built-in synthetic set (demo only)")
-    p.add_argument("--calibration-steps", type=_positive_int, default=100, metavar="N",
-                   help="calibration images to use (default 100)")
+    p.add_argument("--calibration-steps", type=positive_int, default=DEFAULT_CALIBRATION_STEPS, metavar="N",
+                   help=f"calibration images to use (default {DEFAULT_CALIBRATION_STEPS})")
     p.add_argument("--eval-images", metavar="DIR|FILE",
                    help="held-out images for the fidelity check (default: a built-in set never used for calibration)")
-    p.add_argument("--eval-count", type=_positive_int, default=32, metavar="N",
-                   help="images for the fidelity check (default 32)")
+    p.add_argument("--eval-count", type=positive_int, default=DEFAULT_EVAL_COUNT, metavar="N",
+                   help=f"images for the fidelity check (default {DEFAULT_EVAL_COUNT})")
     p.add_argument("--per-layer", action="store_true", help="add the per-layer int8 error, worst first")
+    p.add_argument("--rewrite", default="auto", metavar="auto|all|none|A,B",
+                   help="export-only graph rewrites, exact in float, that cut ARM instructions: "
+                        "fold-normalization, late-ghost-concat, fused-small-ghost (int8 only). Default auto: "
+                        "the ones that pay for the chosen precision")
     _add_json_arguments(p)
-    p.set_defaults(func=convert_command)
+    p.set_defaults(func=convert_command, tensorflow=True)
 
     p = sub.add_parser("eval", help="top-1/top-5 of a Keras model and a .tflite file on an ImageNet-style folder",
                        description="Accuracy on DATA (one sub-folder per class, sorted = label index, or "
@@ -65,16 +58,20 @@ def register(sub):
     p.add_argument("--tflite", metavar="FILE.tflite", help="the converted model")
     _add_model_arguments(p, required=False)
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N images only")
     _add_json_arguments(p)
-    p.set_defaults(func=eval_command)
+    p.set_defaults(func=eval_command, tensorflow=True)
 
 
-def _check_json_outputs(args):
+def _check_paths(args, inputs, outputs):
+    """Before any work: no output overwrites an input or another output, and every output can be written."""
     from ghostnet_tf.files import check_writable
 
-    if args.report:
-        check_writable(args.report, "--report")
+    check_weights_with_width(args.weights, args.width)
+    check_distinct_paths(**inputs, **outputs)
+    for option, path in outputs.items():
+        if path is not None:
+            check_writable(path, option)
 
 
 def _emit(report, args, formatter):
@@ -88,16 +85,21 @@ def _emit(report, args, formatter):
         print(formatter(report))
 
 
+def _model_inputs(args, *options):
+    """{option: path} of the input files of a command: the model's and the named options'."""
+    names = ("--keras-model", "--weights", *options)
+    return {name: getattr(args, name[2:].replace("-", "_")) for name in names}
+
+
 def convert_command(args):
     from convert.api import convert_and_verify
     from convert.report import format_conversion
+    from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
-    from ghostnet_tf.files import check_writable
 
-    if args.weights is not None and args.width is None:
-        raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
-    check_writable(args.output, "--output")
-    _check_json_outputs(args)
+    rewrite = parse_rewrites(args.rewrite, args.quantize)
+    _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
+                 {"--output": args.output, "--report": args.report})
     if args.quantize == "int8" and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
@@ -107,7 +109,7 @@ def convert_command(args):
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
         input_size=args.input_size, per_layer=args.per_layer, description=description,
-        show_progress=not args.no_progress)
+        show_progress=not args.no_progress, rewrite=rewrite)
     _emit(report, args, format_conversion)
 
 
@@ -118,9 +120,7 @@ def eval_command(args):
 
     if args.tflite is None and args.width is None and args.keras_model is None:
         raise UsageError("give --tflite FILE and/or a Keras model (--width W or --keras-model FILE)")
-    if args.weights is not None and args.width is None:
-        raise UsageError("--weights goes with --width; a --keras-model file carries its own weights")
-    _check_json_outputs(args)
+    _check_paths(args, _model_inputs(args, "--tflite", "--labels"), {"--report": args.report})
     model = None
     if args.width is not None or args.keras_model is not None:
         model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,

@@ -7,13 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import IO_TYPES, QUANTIZE_MODES
-from convert.calibration import CALIBRATION_SEED, image_source, model_inputs, takes_pixels
+from convert import DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, rewrites
+from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-
-DEFAULT_CALIBRATION_STEPS = 100
+from ghostnet_tf.preprocessing import model_inputs
 
 
 @dataclass
@@ -26,6 +25,7 @@ class Conversion:
     size_bytes: int
     seconds: dict  # export, convert (includes calibration), total
     calibration: dict  # source, count, skipped, range_anchored; None unless int8
+    rewrites: list  # the export rewrites that applied (convert.rewrites)
     audit: dict  # verify.audit of the written file
 
 
@@ -118,9 +118,11 @@ def _converter_error(exc):
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True):
+                  input_size=None, show_progress=True, rewrite=None):
     """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
-    of [0, 255] images, or None for the built-in synthetic set (int8 only)."""
+    of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
+    graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
+    where the model has its pattern)."""
     import tensorflow as tf
 
     io = io or default_io(quantize)
@@ -131,7 +133,10 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
                          "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
                          "its input range; use --io int8 or float32, or a model with include_preprocessing=True")
-    details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None}
+    names = rewrites.default_rewrites(quantize) if rewrite is None else rewrite
+    exported_model, applied = rewrites.apply(model, size, names)
+    details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None,
+               "rewrites": applied}
     representative_dataset = None
     if quantize == "int8":
         images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress)
@@ -144,7 +149,7 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:
-        export_saved_model(model, size, directory)
+        export_saved_model(exported_model, size, directory)
         exported = time.perf_counter()
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         configure(converter, quantize, io, representative_dataset)
@@ -172,13 +177,15 @@ def int8_failure(offenders):
 
 
 def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
-                  calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True):
+                  calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True,
+                  rewrite=None):
     """Convert a Keras model to a .tflite file and audit it; returns a ``Conversion``.
 
     int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise).
     """
     check_writable(out_path, "--output")
-    content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress)
+    content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress,
+                                     rewrite)
     checked = audit(content, details["quantize"])
     if checked["int8"] is not None and not checked["int8"]["ok"]:
         raise ValueError(int8_failure(checked["int8"]["offenders"]))

@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 
-from convert.calibration import model_inputs, takes_pixels
+from convert.calibration import takes_pixels
+from convert.inference import predict
 from convert.progress import progress
-from convert.runtime import make_interpreter, predict
-from ghostnet_tf.preprocessing import find_images, load_image
+from ghostnet_tf.preprocessing import find_images, load_image, model_inputs
+from ghostnet_tf.runtime import make_interpreter
 
 BATCH = 32
 
@@ -42,13 +43,22 @@ def spread(samples, limit):
 
 
 def _topk(scores, labels, k):
-    top = np.argsort(-scores, axis=1)[:, :k]
-    return int(np.sum(np.any(top == np.asarray(labels)[:, None], axis=1)))
+    """Images whose label is surely among the top ``k``: fewer than ``k`` other outputs score at least as
+    high. A tie at the boundary is a miss (argmax would pick the lowest index and flatter class 0)."""
+    label_scores = scores[np.arange(len(scores)), labels][:, None]
+    rivals = np.sum(scores >= label_scores, axis=1) - 1
+    return int(np.sum(rivals < k))
+
+
+def _top_ties(scores):
+    """Images whose top score is shared by several outputs (int8 outputs tie often)."""
+    return int(np.sum(np.sum(scores == scores.max(axis=1, keepdims=True), axis=1) > 1))
 
 
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True):
     """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA; the .tflite model alone is fed
-    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise."""
+    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise.
+    A tie for the top score is a miss; ``top1_ties`` counts the images whose top score tied."""
     if model is None and tflite is None:
         raise ValueError("evaluate: give a Keras model and/or a .tflite file")
     if not os.path.isdir(data):
@@ -57,7 +67,8 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         raise ValueError(f"--tflite: no such file: {tflite!r}")
     samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
     if not samples:
-        raise ValueError(f"DATA: no JPEG/PNG images found in class folders of {data!r}")
+        raise ValueError(f"--labels: {labels!r} lists no images" if labels
+                         else f"DATA: no JPEG/PNG images found in class folders of {data!r}")
     samples = spread(samples, limit)
 
     interpreter = make_interpreter(model_path=tflite, num_threads=2) if tflite else None
@@ -67,7 +78,10 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         size = input_size_of(model, input_size)
         pixels = takes_pixels(model)
     else:
-        size = tuple(int(s) for s in interpreter.get_input_details()[0]["shape"][1:3])
+        shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
+        size = tuple(shape[1:3])
         pixels = True
     outputs = {"keras": [], "tflite": []}
     kept, skipped = [], 0
@@ -107,7 +121,8 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
             raise ValueError(f"label {max(kept)} is out of range for a model with {scores.shape[1]} outputs")
         report["models"].append({"kind": kind, "name": os.fspath(name),
                                  "top1_pct": 100.0 * _topk(scores, kept, 1) / len(kept),
-                                 "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept)})
+                                 "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept),
+                                 "top1_ties": _top_ties(scores)})
     if len(report["models"]) == 2:
         keras_result, tflite_result = report["models"]
         report["drop"] = {k: tflite_result[k] - keras_result[k] for k in ("top1_pct", "top5_pct")}

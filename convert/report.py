@@ -89,7 +89,8 @@ def format_evaluation(report):
              f"{' (' + str(report['skipped']) + ' unreadable skipped)' if report['skipped'] else ''}",
              f"  {'model':<40}{'top-1 %':>9}{'top-5 %':>9}"]
     for entry in report["models"]:
-        lines.append(f"  {entry['name']:<40}{entry['top1_pct']:9.2f}{entry['top5_pct']:9.2f}")
+        ties = f"  ({entry['top1_ties']} images with a tied top score, counted as misses)" if entry["top1_ties"] else ""
+        lines.append(f"  {entry['name']:<40}{entry['top1_pct']:9.2f}{entry['top5_pct']:9.2f}{ties}")
     if report.get("drop"):
         drop = report["drop"]
         lines.append(f"  {'drop (tflite - keras)':<40}{drop['top1_pct']:+9.2f}{drop['top5_pct']:+9.2f}")

@@ -1,6 +1,9 @@
 """The Keras model a command works on: a fresh GhostNet (optionally with weights) or a saved .keras model."""
 import os
 import sys
+import zipfile
+
+from ghostnet_tf.cliutil import check_weights_with_width, first_line
 
 
 def load_keras_model(width=None, weights=None, keras_model=None, input_size=None, import_modules=(), family="v1"):
@@ -16,11 +19,13 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         model = build_model(family, width, input_shape=(*size, 3), weights=weights)
         return model, {"name": model.name, "family": family, "width": width,
                        "weights": None if weights is None else os.fspath(weights)}
-    if weights is not None:
-        raise ValueError("--weights goes with --width; a --keras-model file carries its own weights")
+    check_weights_with_width(weights, width)
     path = os.fspath(keras_model)
     if not os.path.isfile(path):
         raise ValueError(f"--keras-model: no such file: {path!r}")
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(f"--keras-model: {path!r} is not a Keras model file (a .keras file is a zip archive; "
+                         "this one is damaged or something else)")
     import importlib
 
     import keras
@@ -32,12 +37,12 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
     for name in import_modules:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise ValueError(f"--import-module: cannot import {name!r}: {exc}") from None
+        except Exception as exc:  # the user's module may fail in any way: a syntax error, a raise, a bad import
+            raise ValueError(f"--import-module: importing {name!r} failed: {type(exc).__name__}: "
+                             f"{first_line(exc)}") from None
 
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for bad files and unknown layers
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"--keras-model: cannot load {path!r}: {first[:300]}") from None
+        raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
     return model, {"name": model.name, "keras_model": path}

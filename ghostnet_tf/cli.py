@@ -1,60 +1,62 @@
-"""The ``ghostnet`` command: one subcommand per job. Each package adds its own through ``register``."""
+"""The ``ghostnet`` command. Each package adds its subcommands through the ``ghostnet.commands`` entry point
+group (pyproject.toml), so this module names none of them and imports flow one way: packages -> here."""
 import argparse
+import contextlib
 import importlib
-import json
 import os
 import sys
+from importlib.metadata import entry_points
 
-# Packages whose ``cli.register(subparsers)`` adds subcommands, in help order.
-COMMAND_MODULES = ("ghostnet_tf.commands", "convert.cli", "android_bench.cli")
+from ghostnet_tf.cliutil import UsageError
 
-
-class UsageError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2, no traceback."""
-
-
-def parse_size(text):
-    """'224' -> (224, 224); '193x257' -> (193, 257) (height x width)."""
-    parts = str(text).lower().split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 224 or 193x257 (height x width), got {text!r}")
-    return size
+ENTRY_POINT_GROUP = "ghostnet.commands"
+# Help order of the installed packages' command groups; others follow by name.
+ORDER = ("model", "convert", "bench")
 
 
-def parse_width(text):
-    try:
-        width = float(text)
-    except ValueError:
-        width = -1.0
-    if not width > 0:
-        raise argparse.ArgumentTypeError(f"width must be a number > 0 (e.g. 0.5, 1.0, 1.3), got {text!r}")
-    return width
+def _registrars(modules):
+    """``register(subparsers)`` functions: of the given modules, else of every installed entry point."""
+    if modules is not None:
+        return [importlib.import_module(name).register for name in modules]
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP),
+                   key=lambda ep: (ORDER.index(ep.name) if ep.name in ORDER else len(ORDER), ep.name))
+    return [ep.load() for ep in found]
 
 
-def print_json(obj):
-    print(json.dumps(obj, indent=2, default=str))
-
-
-def build_parser(prog="ghostnet", modules=COMMAND_MODULES):
+def build_parser(prog="ghostnet", modules=None):
     parser = argparse.ArgumentParser(prog=prog, description="GhostNet for Keras 3 and TensorFlow Lite.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in modules:
-        importlib.import_module(name).register(sub)
+    for register in _registrars(modules):
+        register(sub)
     return parser
 
 
-def main(argv=None, prog="ghostnet", modules=COMMAND_MODULES):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of reports
+def import_tensorflow_quietly():
+    """Import TensorFlow with file descriptor 2 closed: its C++ start-up lines (absl's "I0000 ...") ignore
+    TF_CPP_MIN_LOG_LEVEL, and an error message must stay one line."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.suppress(ImportError):  # the command itself reports a missing TensorFlow
+                importlib.import_module("tensorflow")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main(argv=None, prog="ghostnet", modules=None):
+    """Run one subcommand; bad input is one line on stderr and exit status 2 (GHOSTNET_DEBUG=1: traceback)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser(prog, modules).parse_args(argv)
     try:
+        if getattr(args, "tensorflow", False):
+            import_tensorflow_quietly()
         return args.func(args) or 0
-    except (UsageError, ValueError, OSError) as exc:
+    except (UsageError, ValueError, OSError, OverflowError) as exc:
         if os.environ.get("GHOSTNET_DEBUG"):
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)

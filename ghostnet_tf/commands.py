@@ -1,5 +1,5 @@
 """Subcommands of the model library itself: ``ghostnet info`` and ``ghostnet port``."""
-from ghostnet_tf.cli import UsageError, parse_size, parse_width, print_json
+from ghostnet_tf.cliutil import UsageError, check_distinct_paths, parse_size, parse_width, positive_int, print_json
 
 
 def register(sub):
@@ -9,16 +9,16 @@ def register(sub):
                    help="v3: the folded inference form (default: the multi-branch training form, timm's count)")
     p.add_argument("--width", type=parse_width, default=1.0, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
-    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--classes", type=positive_int, default=1000)
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
-    p.set_defaults(func=info)
+    p.set_defaults(func=info, tensorflow=True)
 
     p = sub.add_parser("port", help="convert a timm/official checkpoint once into Keras weights or a .keras model")
     p.add_argument("src", help="checkpoint: .safetensors (timm hub) or .pth/.pt (official release; needs torch)")
     p.add_argument("-o", "--output", required=True, help="OUT.weights.h5 (Keras weights) or OUT.keras (whole model)")
     p.add_argument("--width", type=parse_width, default=None,
                    help="channel multiplier (default: read from the checkpoint's channel counts)")
-    p.set_defaults(func=port)
+    p.set_defaults(func=port, tensorflow=True)
 
 
 def add_family_argument(p):
@@ -39,8 +39,9 @@ def info(args):
 
 
 def port(args):
-    from ghostnet_tf.weights import port_checkpoint
+    from ghostnet_tf.port import port_checkpoint
 
+    check_distinct_paths(src=args.src, **{"-o/--output": args.output})
     try:
         width, classes, family = port_checkpoint(args.src, args.output, width=args.width)
     except ImportError as exc:  # reading a .pth without torch installed

@@ -12,8 +12,16 @@ def check_writable(path, arg):
         raise ValueError(f"{arg}: {path!r} is a directory; give a file name")
     if not os.path.isdir(parent):
         raise ValueError(f"{arg}: cannot write {path!r}: directory {parent!r} does not exist")
-    if not os.access(path if os.path.exists(path) else parent, os.W_OK):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f"{arg}: cannot write {path!r}: it is not writable")
+    # Files are written beside their path and renamed, so the directory must take a new file; try it
+    # (os.access says yes to root even on a read-only file system).
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    except OSError as exc:
+        raise ValueError(f"{arg}: cannot write {path!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.remove(probe)
 
 
 def _umask():
@@ -36,6 +44,11 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
+        if tmp not in str(exc):
+            raise
+        # A writer's error names the temporary file; the user knows only the path they gave.
+        raise (OSError if isinstance(exc, OSError) else ValueError)(str(exc).replace(tmp, path)) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

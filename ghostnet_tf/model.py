@@ -6,6 +6,8 @@ from keras import layers
 
 from ghostnet_tf.blocks import conv_bn, ghost_bottleneck, make_divisible
 from ghostnet_tf.preprocessing import normalization_layer
+from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS, check_width, default_name
+from ghostnet_tf.weights import load_pretrained
 
 # The architecture as data, one tuple per stage: (kernel, expansion, out, se_ratio, stride) per block.
 # Width-1.0 channel counts; every one is scaled by make_divisible(c * width, 4).
@@ -20,8 +22,6 @@ STAGES = (
     ((5, 672, 160, 0.25, 2),),
     ((5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1)),
 )
-STEM_CHANNELS = 16
-LAST_CHANNELS = 960  # the final 1x1 conv (blocks.9.0), scaled with width
 HEAD_CHANNELS = 1280  # conv_head, never scaled
 MIN_INPUT_SIZE = 32
 
@@ -45,8 +45,7 @@ def _check_input_shape(input_shape, min_size=MIN_INPUT_SIZE):
 
 
 def _check_arguments(width, include_top, weights, pooling, classes):
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-        raise ValueError(f"GhostNet: `width` must be a number > 0 (e.g. 0.5, 1.0, 1.3), got {width!r}")
+    check_width(width)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"GhostNet: `classes` must be an integer >= 1, got {classes!r}")
     if pooling not in (None, "avg", "max"):
@@ -58,10 +57,6 @@ def _check_arguments(width, include_top, weights, pooling, classes):
                          "pass weights=None or a checkpoint path made for this width")
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.isfile(weights):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}; no such file: {os.fspath(weights)!r}")
-
-
-def default_name(width, family="ghostnet"):
-    return f"{family}_{round(width * 100):03d}"
 
 
 def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessing=True, weights=None,
@@ -82,23 +77,26 @@ def GhostNet(width=1.0, input_shape=None, include_top=True, include_preprocessin
         name: model name; default "ghostnet_100" for width 1.0.
     """
     return build_ghostnet(lambda index: ghost_bottleneck, width, input_shape, include_top, include_preprocessing,
-                          weights, input_tensor, pooling, classes, dropout_rate, classifier_activation,
-                          name or default_name(width))
+                          weights, input_tensor, pooling, classes, dropout_rate, classifier_activation, name)
 
 
 def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_preprocessing, weights, input_tensor,
-                   pooling, classes, dropout_rate, classifier_activation, name, min_size=MIN_INPUT_SIZE):
+                   pooling, classes, dropout_rate, classifier_activation, name, min_size=MIN_INPUT_SIZE,
+                   family="ghostnet"):
     """The GhostNet network around the bottleneck ``bottleneck_for(block_index)`` (counted over all
-    stages), which is the only thing GhostNetV2/V3 change; the arguments are those of `GhostNet`."""
+    stages), which is the only thing GhostNetV2/V3 change; the arguments are those of `GhostNet`, and
+    `family` (timm's name prefix) makes the default name."""
     _check_arguments(width, include_top, weights, pooling, classes)
+    name = name or default_name(width, family)
     if input_shape is None:
         input_shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else (224, 224, 3)
     _check_input_shape(tuple(input_shape), min_size)
 
     if input_tensor is None:
         inputs = layers.Input(shape=input_shape, name="image")
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        inputs = layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+    elif not keras.backend.is_keras_tensor(input_tensor):  # Keras 3's Input(tensor=...) takes Keras tensors only
+        raise ValueError(f"GhostNet: `input_tensor` must be a Keras tensor (keras.Input(...) or a layer's output), "
+                         f"got {type(input_tensor).__name__}; to run the model on data, call it: model(data)")
     else:
         inputs = input_tensor
     x = normalization_layer()(inputs) if include_preprocessing else inputs
@@ -129,8 +127,6 @@ def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_prep
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
-        from ghostnet_tf.weights import load_pretrained
-
         load_pretrained(model, weights)
     return model
 

@@ -11,8 +11,9 @@ from keras import layers
 from ghostnet_tf.blocks import conv_bn, depthwise_bn, ghost_bottleneck, ghost_module
 from ghostnet_tf.dfc import dfc_attention
 from ghostnet_tf.layers import batch_norm, symmetric_pad
-from ghostnet_tf.model import GhostNet, build_ghostnet, default_name
+from ghostnet_tf.model import GhostNet, build_ghostnet
 from ghostnet_tf.reparam import FOLDED, fold_state_dict, has_branches
+from ghostnet_tf.weights import assign_state_dict, infer_width, state_dict_from_model
 
 PLAIN_BLOCKS = 2  # the first two bottlenecks have no DFC attention (timm: layer_idx > 1)
 BRANCHES = 3  # k x k conv + BN branches per re-parameterisable conv (timm's num_conv_branches)
@@ -84,7 +85,7 @@ def GhostNetV2(width=1.0, input_shape=None, include_top=True, include_preprocess
 
     return build_ghostnet(bottleneck_for, width, input_shape, include_top, include_preprocessing, weights,
                           input_tensor, pooling, classes, dropout_rate, classifier_activation,
-                          name or default_name(width, "ghostnetv2"), MIN_INPUT_SIZE)
+                          name, MIN_INPUT_SIZE, "ghostnetv2")
 
 
 def GhostNetV3(width=1.0, input_shape=None, include_top=True, include_preprocessing=True, weights=None,
@@ -107,15 +108,13 @@ def GhostNetV3(width=1.0, input_shape=None, include_top=True, include_preprocess
 
     return build_ghostnet(bottleneck_for, width, input_shape, include_top, include_preprocessing, weights,
                           input_tensor, pooling, classes, dropout_rate, classifier_activation,
-                          name or default_name(width, "ghostnetv3"), MIN_INPUT_SIZE)
+                          name, MIN_INPUT_SIZE, "ghostnetv3")
 
 
 def reparameterize(model):
     """A new GhostNetV3 in the folded inference form with the weights of the multi-branch `model` summed
     into single convs: the same outputs (to float rounding), fewer and cheaper layers. The new model has
     the same configuration and name; it starts from a fresh input even if `model` was built on a tensor."""
-    from ghostnet_tf.weights import assign_state_dict, infer_width, state_dict_from_model
-
     state = state_dict_from_model(model)
     if not has_branches(state):
         raise ValueError(f"reparameterize: model {model.name!r} has no re-parameterisable branches "

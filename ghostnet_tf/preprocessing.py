@@ -4,7 +4,8 @@ import math
 import os
 
 import numpy as np
-from keras import layers
+
+from ghostnet_tf.cliutil import first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,8 +22,15 @@ def preprocess_input(x):
     return (x / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
 
 
+def model_inputs(images, pixels):
+    """Images in [0, 255] -> model input: unchanged for pixel models, ImageNet-normalized otherwise."""
+    return np.asarray(images, np.float32) if pixels else preprocess_input(images)
+
+
 def normalization_layer(name="preprocessing"):
     """A Keras layer computing ``preprocess_input`` on [0, 255] RGB inside the model."""
+    from keras import layers
+
     mean = [255.0 * m for m in IMAGENET_MEAN]
     variance = [(255.0 * s) ** 2 for s in IMAGENET_STD]
     return layers.Normalization(mean=mean, variance=variance, name=name)
@@ -33,6 +41,9 @@ def normalization_layer(name="preprocessing"):
 # so int8 ranges are measured on exactly the pixels the model is evaluated on.
 CROP_PCT = 0.875
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Longest side / shortest side accepted: the short side is scaled to the crop size, so a 1x20000 strip
+# would become a 146x2.9M intermediate (5 GB) for a 128 crop. Photos stay far below 10:1.
+MAX_ASPECT_RATIO = 10
 
 
 def find_images(directory):
@@ -52,8 +63,11 @@ def resize_and_crop(image, size):
     import tensorflow as tf
 
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3:
+    if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
         raise ValueError(f"resize_and_crop: expected an RGB image (H, W, 3), got shape {image.shape}")
+    if max(image.shape[:2]) > MAX_ASPECT_RATIO * min(image.shape[:2]):
+        raise ValueError(f"resize_and_crop: a {image.shape[0]}x{image.shape[1]} image is not a photo (aspect ratio "
+                         f"beyond {MAX_ASPECT_RATIO}:1); its centre crop would need a huge intermediate")
     height, width = size
     scale_h, scale_w = math.floor(height / CROP_PCT), math.floor(width / CROP_PCT)
     ratio = max(scale_h / image.shape[0], scale_w / image.shape[1])
@@ -73,7 +87,28 @@ def load_image(path, size):
         with open(path, "rb") as f:
             data = f.read()
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
-    except (OSError, tf.errors.OpError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise ValueError(f"cannot read image {path}: {message.strip().splitlines()[0]}") from None
-    return resize_and_crop(image.numpy(), size)
+        return resize_and_crop(image.numpy(), size)
+    except (OSError, ValueError, tf.errors.OpError) as exc:
+        raise ValueError(f"cannot read image {path}: {first_line(exc)}") from None
+
+
+def synthetic_photo(rng, height, width):
+    """A natural-looking RGB image in [0, 255] (float, not rounded), from numpy alone: 1/f colour noise
+    (the spectrum of photographs) with a few hard-edged shapes, stretched to the full range."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    radius = np.sqrt(fx ** 2 + fy ** 2)
+    radius[0, 0] = 1.0
+    yy, xx = np.mgrid[0:height, 0:width]
+    alpha = rng.uniform(1.0, 1.6)
+    spectrum = rng.normal(size=(3, height, width // 2 + 1)) + 1j * rng.normal(size=(3, height, width // 2 + 1))
+    fields = np.fft.irfft2(spectrum / radius ** alpha, s=(height, width))
+    mix = rng.normal(0.6, 0.3, size=(3, 3)) + np.eye(3)  # correlated colour channels
+    image = np.einsum("ij,jhw->hwi", mix, fields)
+    for _ in range(rng.integers(2, 6)):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        ry, rx = rng.uniform(0.05, 0.3) * height, rng.uniform(0.05, 0.3) * width
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+        image[inside] = rng.normal(0, image.std(), size=3) + image.mean()
+    low, high = np.percentile(image, [1, 99])
+    return np.clip((image - low) / (high - low) * 255.0, 0, 255)

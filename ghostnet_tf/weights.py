@@ -3,11 +3,12 @@ into the Keras models.
 
 The Keras layer names are the timm module paths, so the mapping is per layer type (`_layer_params`);
 the same table converts back (`state_dict_from_model`), which is how `.weights.h5` files written by
-`ghostnet port` are read. Every check runs before the first assignment: a failed load leaves the
-model untouched.
+`ghostnet port` (ghostnet_tf.port) are read. Every check runs before the first assignment: a failed load
+leaves the model untouched. The model builder imports this module, never the other way round.
 """
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
@@ -16,11 +17,11 @@ import numpy as np
 from keras import layers
 
 from ghostnet_tf.blocks import make_divisible
-from ghostnet_tf.files import atomic_path
+from ghostnet_tf.cliutil import first_line
 from ghostnet_tf.layers import GhostModule
-from ghostnet_tf.model import LAST_CHANNELS, STEM_CHANNELS, GhostNet
-from ghostnet_tf.model_v2 import GhostNetV2, GhostNetV3
+from ghostnet_tf.dfc import NearestUpsample  # noqa: F401  registered: port files of GhostNetV2/V3 read back
 from ghostnet_tf.reparam import fold_state_dict, has_branches
+from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS
 
 # timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). The sha256 of the hub file was not
 # available when this was written (no network); set it once known and get_file verifies every download.
@@ -32,9 +33,11 @@ IMAGENET_CACHE_DIR = None  # None: Keras's cache (~/.keras or $KERAS_HOME), subd
 FILE_TYPES = ".safetensors, .pth/.pt (needs torch) or .weights.h5 (from `ghostnet port`)"
 HEAD_PREFIXES = ("conv_head.", "classifier.")  # absent from include_top=False models
 IMAGENET_CLASSES = 1000
-PORT_ATTRS = ("ghostnet_tf.width", "ghostnet_tf.classes")  # .weights.h5 root attributes written by port
-FAMILY_ATTRS = ("ghostnet_tf.family", "ghostnet_tf.reparameterized")  # absent in V1 files written before V2/V3
-BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}  # by timm's name prefix
+# The .weights.h5 root attribute written by `ghostnet port`: the model's JSON config, from which the file is
+# read back without the builder.
+PORT_CONFIG_ATTR = "ghostnet_tf.config"
+# timm's name prefix of each family -> its builder (named in error messages only: the builders import this module)
+BUILDERS = {"ghostnet": "GhostNet", "ghostnetv2": "GhostNetV2", "ghostnetv3": "GhostNetV3"}
 SHOWN = 3  # offenders listed per kind in an error message
 
 
@@ -116,7 +119,7 @@ def infer_family(keys):
 def _builder_call(family, reparameterized, width):
     """How to build a model for a checkpoint, e.g. "GhostNetV3(width=1.0, reparameterized=True)"."""
     extra = ", reparameterized=True" if reparameterized else ""
-    return f"{BUILDERS[family].__name__}(width={width}{extra})"
+    return f"{BUILDERS[family]}(width={width}{extra})"
 
 
 def infer_classes(shapes):
@@ -136,18 +139,15 @@ def unwrap_state_dict(obj):
     not_tensors = [k for k, v in obj.items() if not hasattr(v, "shape")]
     if not obj or not_tensors:
         raise ValueError("`weights`: no state dict in the checkpoint (expected a dict of tensors, "
-                         f"{{'state_dict': ...}} or {{'model': ...}}; found keys {_first(obj)})")
+                         f"{{'state_dict': ...}} or {{'model': ...}}; found keys {first_items(obj)})")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _first(items):
+def first_items(items):
+    """The first few items, joined, and how many there are in all: error messages stay one readable line."""
     items = list(items)
     more = f", ... ({len(items)} in all)" if len(items) > SHOWN else ""
     return ", ".join(str(i) for i in items[:SHOWN]) + more
-
-
-def _first_line(exc):
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _read_safetensors(path):
@@ -156,18 +156,18 @@ def _read_safetensors(path):
     try:
         return load_file(path)
     except Exception as exc:  # SafetensorError, or numpy refusing a dtype such as bfloat16
-        raise ValueError(f"`weights`: cannot read {path} as safetensors: {_first_line(exc)}") from None
+        raise ValueError(f"`weights`: cannot read {path} as safetensors: {first_line(exc)}") from None
 
 
 def torch_load_error(path, exc):
     """The one-line ValueError for an exception of `torch.load(path, weights_only=True)`."""
     if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
-        detail = next((line.strip().removeprefix("WeightsUnpickler error: ").split(" was not an allowed")[0]
-                       for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
-        return ValueError(f"`weights`: torch.load(weights_only=True) refused {path}: it stores Python objects, "
-                          f"not just tensors ({detail or 'unsupported pickle'}), or it is corrupt; re-save only "
-                          "the state dict (torch.save(model.state_dict(), path)) from code you trust")
-    return ValueError(f"`weights`: cannot read {path} as a PyTorch checkpoint: {_first_line(exc)}")
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+) was not an allowed global", str(exc))))
+        stored = f"Python objects ({', '.join(names)})" if names else "Python objects"
+        return ValueError(f"`weights`: {path} stores {stored}, not just tensors, or it is corrupt, so it was not "
+                          "unpickled; re-save only the state dict (torch.save(model.state_dict(), path)) from code "
+                          "you trust")
+    return ValueError(f"`weights`: cannot read {path} as a PyTorch checkpoint: {first_line(exc)}")
 
 
 def _read_torch(path):
@@ -188,17 +188,17 @@ def _read_port_weights(path):
 
     try:
         with h5py.File(path, "r") as f:
-            width, classes, family, reparameterized = (f.attrs.get(name) for name in PORT_ATTRS + FAMILY_ATTRS)
+            config = f.attrs.get(PORT_CONFIG_ATTR)
     except OSError as exc:
-        raise ValueError(f"`weights`: cannot read {path} as HDF5: {_first_line(exc)}") from None
-    if width is None or classes is None:
-        raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_ATTRS[0]} attribute); "
+        raise ValueError(f"`weights`: cannot read {path} as HDF5: {first_line(exc)}") from None
+    if config is None:
+        raise ValueError(f"`weights`: {path} was not written by `ghostnet port` (no {PORT_CONFIG_ATTR} attribute); "
                          "load it with model.load_weights() into a model of the same configuration")
-    source = port_model(float(width), int(classes), str(family or "ghostnet"), bool(reparameterized))
     try:
+        source = keras.models.model_from_json(config)
         source.load_weights(path)
     except Exception as exc:  # Keras raises ValueError/KeyError/OSError for a damaged file
-        raise ValueError(f"`weights`: cannot load {path}: {_first_line(exc)}") from None
+        raise ValueError(f"`weights`: cannot load {path}: {first_line(exc)}") from None
     return state_dict_from_model(source)
 
 
@@ -213,13 +213,6 @@ def read_checkpoint(path):
     if name.endswith(".weights.h5"):
         return _read_port_weights(path)
     raise ValueError(f"`weights`: unsupported file {path!r}; expected {FILE_TYPES}")
-
-
-def port_model(width, classes, family="ghostnet", reparameterized=False, **kwargs):
-    """The configuration `ghostnet port` saves: the family's defaults for a checkpoint's width and classes."""
-    if reparameterized:
-        kwargs["reparameterized"] = True
-    return BUILDERS[family](width=width, classes=classes, **kwargs)
 
 
 def _skip_classifier(model_keys, shapes):
@@ -238,18 +231,18 @@ def _skip_classifier(model_keys, shapes):
 def _mismatch_error(path, model, model_shapes, shapes, missing, unexpected, wrong):
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({_first(missing)})")
+        problems.append(f"{len(missing)} missing keys ({first_items(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_first(unexpected)})")
+        problems.append(f"{len(unexpected)} unexpected keys ({first_items(unexpected)})")
     if wrong:
         problems.append(f"{len(wrong)} shape mismatches ("
-                        + _first(f"{k}: checkpoint {shapes[k]} vs model {model_shapes[k]}" for k in wrong) + ")")
+                        + first_items(f"{k}: checkpoint {shapes[k]} vs model {model_shapes[k]}" for k in wrong) + ")")
     message = f"`weights`: {path} does not fit model {model.name!r}: " + "; ".join(problems)
     if "conv_stem.weight" not in shapes and "blocks.9.0.conv.weight" not in shapes:
         message += "; this is not a GhostNet checkpoint"
     else:
         (family, folded), have, want = infer_family(shapes), infer_width(shapes), infer_width(model_shapes)
-        name, model_name = BUILDERS[family].__name__, BUILDERS[infer_family(model_shapes)[0]].__name__
+        name, model_name = BUILDERS[family], BUILDERS[infer_family(model_shapes)[0]]
         form = " in the folded inference form" if folded else ""
         if (family, folded) != infer_family(model_shapes):
             message += (f"; this checkpoint is {name} width {have}{form} (the model is {model_name} width {want}): "
@@ -288,41 +281,12 @@ def assign_state_dict(model, state, source="the state dict"):
     wrong = [k for k in params if k in shapes and shapes[k] != model_shapes[k]]
     if missing or unexpected or wrong:
         raise _mismatch_error(source, model, model_shapes, shapes, missing, unexpected, wrong)
+    not_finite = [k for k in params if not np.isfinite(np.asarray(state[k], np.float32)).all()]
+    if not_finite:
+        raise ValueError(f"`weights`: {source} holds NaN or infinite values in {len(not_finite)} tensors "
+                         f"({first_items(not_finite)}): a diverged or damaged checkpoint")
     for key, (var, layout) in params.items():
         var.assign(layout.to_keras(np.asarray(state[key], np.float32), tuple(var.shape)))
-
-
-PORT_SUFFIXES = (".weights.h5", ".keras")
-
-
-def port_checkpoint(src, output, width=None):
-    """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model (of the checkpoint's
-    family and form); returns (width, classes, model name). Written to a temporary file beside `output`, then renamed: never half-written."""
-    output = os.fspath(output)
-    if not output.lower().endswith(PORT_SUFFIXES):
-        raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
-    directory = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(directory):
-        raise ValueError(f"`output`: no such directory {directory!r}")
-    state = read_checkpoint(src)
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    width = width or infer_width(shapes)
-    if width is None:
-        raise ValueError(f"`width`: cannot tell the width of {os.fspath(src)} from its channels; pass --width")
-    classes = infer_classes(shapes) or IMAGENET_CLASSES
-    family, reparameterized = infer_family(shapes)
-    model = port_model(width, classes, family, reparameterized)
-    assign_state_dict(model, state, os.fspath(src))
-    with atomic_path(output) as tmp:
-        if output.lower().endswith(".keras"):
-            model.save(tmp)
-        else:
-            model.save_weights(tmp)
-            import h5py
-
-            with h5py.File(tmp, "a") as f:
-                f.attrs.update(dict(zip(PORT_ATTRS + FAMILY_ATTRS, (width, classes, family, reparameterized))))
-    return width, classes, BUILDERS[family].__name__
 
 
 def imagenet_weights():
@@ -331,7 +295,7 @@ def imagenet_weights():
         return keras.utils.get_file(IMAGENET_FILENAME, IMAGENET_URL, file_hash=IMAGENET_SHA256,
                                     cache_subdir="models", cache_dir=IMAGENET_CACHE_DIR)
     except Exception as exc:  # get_file raises a bare Exception for URL errors, ValueError for a bad hash
-        raise OSError(f"`weights='imagenet'`: could not download {IMAGENET_URL} ({_first_line(exc)}); "
+        raise OSError(f"`weights='imagenet'`: could not download {IMAGENET_URL} ({first_line(exc)}); "
                       "offline, download it elsewhere and pass weights='/path/to/model.safetensors'") from None
 
 

@@ -8,34 +8,11 @@ import time
 
 import pytest
 
-from android_bench import results
-from fake_adb.models import tiny_models
-from fake_adb.phone import calls, make_elf, make_phone
+from android_bench import device, results
+from fake_adb.phone import calls, make_elf
 from ghostnet_tf.cli import main
 
 FAST = ["--runs", "5", "--warmup", "1", "--cooldown-s", "0", "--thermal-poll-s", "0.01"]
-
-
-@pytest.fixture(scope="session")
-def models():
-    return tiny_models()
-
-
-@pytest.fixture
-def binary(tmp_path):
-    return make_elf(tmp_path / "android_aarch64_benchmark_model")
-
-
-@pytest.fixture
-def phone(tmp_path, monkeypatch):
-    """Factory: a fake phone first on PATH; returns its device folder."""
-    def make(**options):
-        env = make_phone(tmp_path, **options)
-        monkeypatch.setenv("PATH", env.pop("BIN") + os.pathsep + os.environ["PATH"])
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        return env["FAKE_ADB_ROOT"]
-    return make
 
 
 def bench(model, binary, *extra):
@@ -127,7 +104,7 @@ def bad_files(case, folder, model, binary):
         return folder / "x.tflite", binary, "is not a TFLite file (no 'TFL3' identifier at bytes 4..8)"
     if case == "model corrupt":
         (folder / "c.tflite").write_bytes(model.read_bytes()[:300])
-        return folder / "c.tflite", binary, "is corrupt: the TFLite runtime cannot load it"
+        return folder / "c.tflite", binary, "c.tflite is not a TFLite model the runtime can load"
     if case == "binary absent":
         return model, folder / "absent_bin", f"benchmark binary {folder / 'absent_bin'} does not exist"
     if case == "binary not elf":
@@ -184,3 +161,39 @@ def test_ctrl_c_leaves_a_valid_json_lines_file(models, binary, phone, tmp_path, 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err
     assert [r["threads"] for r in results.read_records(out)] == [1]
+
+
+def test_hex_cpu_mask_pins_those_cores(models, binary, phone, capsys):
+    root = phone()
+    assert bench(models["float"], binary, "--cpu-mask", "0x0C") == 0
+    assert open(os.path.join(root, "taskset.log")).read().split() == ["c"]
+    assert "mask=c:" in capsys.readouterr().out
+
+
+def test_push_failure_is_one_line(models, binary, phone, monkeypatch, cli_error, tmp_path):
+    phone()
+    monkeypatch.setenv("FAKE_ADB_PUSH_FAILS", "1")
+    out = tmp_path / "r.jsonl"
+    message = cli_error("bench", "adb", "--model", models["float"], "--benchmark-binary", binary, *FAST,
+                        "--json-lines", out)
+    assert message == (f"ghostnet: error: adb push {binary} /data/local/tmp/{binary.name} failed: adb: error: "
+                       f"failed to copy '{binary}' to '/data/local/tmp/{binary.name}': remote No space left on device")
+    assert not out.exists()
+
+
+def test_adb_that_never_answers_names_the_command(models, binary, phone, monkeypatch, cli_error):
+    phone()
+    monkeypatch.setenv("FAKE_ADB_SILENT", "1")
+    monkeypatch.setattr(device, "DEVICES_TIMEOUT_S", 1)
+    message = cli_error("bench", "adb", "--model", models["float"], "--benchmark-binary", binary, *FAST)
+    assert message == ("ghostnet: error: 'adb devices' did not answer within 1 s: the adb server hangs; "
+                       "run 'adb kill-server' and retry")
+
+
+def test_device_command_time_out_names_the_command(phone, monkeypatch):
+    phone()
+    adb = device.connect()
+    monkeypatch.setenv("FAKE_ADB_SILENT", "1")
+    with pytest.raises(device.DeviceLost, match=r"^'adb -s FAKE123 shell getprop ro.product.model' did not answer "
+                                                r"within 1 s$"):
+        adb.shell("getprop ro.product.model", timeout=1)

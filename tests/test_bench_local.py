@@ -6,13 +6,7 @@ import pytest
 
 from android_bench import results
 from android_bench.local_runner import realistic_input, run_local
-from fake_adb.models import tiny_models
 from ghostnet_tf.cli import main
-
-
-@pytest.fixture(scope="session")
-def models():
-    return tiny_models()
 
 
 @pytest.mark.parametrize("kind", ["float", "int8"])
@@ -33,14 +27,29 @@ def test_run_local_measures_a_real_model(models, kind):
     assert rec["device"]["cpu_count"] == os.cpu_count()
 
 
-def test_int8_input_is_a_quantized_image_like_spread():
-    detail = {"shape": np.array([1, 4000]), "dtype": np.int8, "quantization": (0.05, -3)}
+def test_pixel_input_gets_a_photo_like_frame():
+    """An int8 input with scale 1 takes [0, 255] pixels (pixel - 128): it must not get a nearly black frame."""
+    detail = {"shape": np.array([1, 64, 48, 3]), "dtype": np.int8, "quantization": (1.0, -128)}
     values = realistic_input(detail, np.random.default_rng(1))
-    assert values.dtype == np.int8 and values.shape == (1, 4000)
-    real = (values.astype(np.float64) + 3) * 0.05
-    # N(0, 1) clipped to +-2.5: centred on 0, spread close to 1, not saturating the int8 range.
-    assert abs(real.mean()) < 0.1 and 0.85 < real.std() < 1.05
-    assert real.min() >= -2.5 - 0.05 and real.max() <= 2.5 + 0.05
+    assert values.dtype == np.int8 and values.shape == (1, 64, 48, 3)
+    pixels = values.astype(np.float64) + 128
+    assert 60 < pixels.mean() < 195 and pixels.std() > 40  # spread over the range, like a photo
+    assert pixels.min() == 0 and pixels.max() == 255  # stretched to the full range
+    # Neighbouring pixels are alike (a photo, not white noise).
+    assert np.corrcoef(pixels[0, :, :-1].ravel(), pixels[0, :, 1:].ravel())[0, 1] > 0.5
+
+
+def test_normalized_input_gets_an_imagenet_normalized_frame():
+    """An int8 input with another scale takes ImageNet-normalized images: (pixel / 255 - mean) / std."""
+    detail = {"shape": np.array([1, 64, 48, 3]), "dtype": np.int8, "quantization": (0.02, -14)}  # covers [-2.3, 2.8]
+    real = (realistic_input(detail, np.random.default_rng(1)).astype(np.float64) + 14) * 0.02
+    low = (0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    high = (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert np.all(real.min(axis=(0, 1, 2)) >= low - 0.02) and np.all(real.max(axis=(0, 1, 2)) <= high + 0.02)
+    assert real.std() > 0.5
+    floats = realistic_input({**detail, "dtype": np.float32, "quantization": (0.0, 0)}, np.random.default_rng(1),
+                             pixels=False)
+    np.testing.assert_allclose(floats, real, atol=0.011)  # the same frame, quantized or not
 
 
 def test_cli_writes_one_record_per_thread_count(models, tmp_path, capsys):
@@ -57,7 +66,8 @@ def test_cli_writes_one_record_per_thread_count(models, tmp_path, capsys):
 @pytest.mark.parametrize("make, message", [
     (lambda d, m: d / "absent.tflite", "does not exist"),
     (lambda d, m: (d / "text.tflite").write_text("hello, not a model") and d / "text.tflite", "not a TFLite file"),
-    (lambda d, m: (d / "cut.tflite").write_bytes(m.read_bytes()[:200]) and d / "cut.tflite", "is corrupt"),
+    (lambda d, m: (d / "cut.tflite").write_bytes(m.read_bytes()[:200]) and d / "cut.tflite",
+     "cut.tflite is not a TFLite model the runtime can load"),
 ])
 def test_bad_model_is_one_clear_line_and_writes_nothing(models, tmp_path, capsys, make, message):
     model = make(tmp_path, models["float"])

@@ -1,16 +1,18 @@
 """``bench compare`` on a tiny zoo subset (real conversions, real LiteRT, cache reuse, a stand-in phone) and
 ``bench report`` on a fixed results file whose expected figures are worked out by hand."""
 import csv
-import os
+import json
 
+import numpy as np
 import pytest
 
-from android_bench import results
-from fake_adb.phone import make_elf, make_phone
+from android_bench import compare, report, results, zoo
+from fake_adb.phone import make_elf
 from ghostnet_tf.cli import main
 
+# Latency only: the ARM table (added when the emulator is set up) has its own tests in test_bench_arm.py.
 TINY = ["--models", "ghostnet_050,mobilenet_v3_small_100", "--input-size", "32", "--runs", "3", "--warmup", "1",
-        "--calibration-steps", "2"]
+        "--calibration-steps", "2", "--no-arm"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,10 @@ def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     assert all(r["stats"]["count"] == 3 and r["threads"] == 1 and r["mode"] == "local" for r in records)
     ghost = next(r for r in records if r["label"]["name"] == "ghostnet_050")
     assert ghost["label"]["params"] == 2_587_292 and ghost["label"]["top1"] == 66.2
-    assert 0 <= ghost["label"]["top1_agreement_pct"] <= 100 and ghost["label"]["conversion_s"] > 0
+    [int8_report] = [json.loads(p.read_text()) for p in cache.glob("ghostnet_050-int8-*.report.json")]
+    int8_ghost = next(r for r in int8 if r["label"]["name"] == "ghostnet_050")
+    assert int8_ghost["label"]["top1_agreement_pct"] == int8_report["fidelity"]["top1_agreement_pct"]
+    assert int8_ghost["label"]["conversion_s"] == int8_report["seconds"]["total"]
     assert len(list(cache.glob("*.tflite"))) == 4
     table = (out / "report.md").read_text()
     assert table.count("| ghostnet_050 |") == 2 and table.count("| mobilenet_v3_small_100 |") == 2
@@ -53,12 +58,9 @@ def test_second_run_converts_nothing(first_run, tmp_path, capsys):
     assert len(results.read_records(tmp_path / "results.jsonl")) == 4
 
 
-def test_compare_on_a_phone(first_run, tmp_path, monkeypatch):
+def test_compare_on_a_phone(first_run, tmp_path, phone):
     _, cache, _ = first_run
-    env = make_phone(tmp_path)
-    monkeypatch.setenv("PATH", env.pop("BIN") + os.pathsep + os.environ["PATH"])
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    phone()
     binary = make_elf(tmp_path / "benchmark_model")
     out = tmp_path / "phone"
     assert main(["bench", "compare", *TINY, "--rounds", "1", "--cache-dir", str(cache), "--out", str(out),
@@ -128,9 +130,119 @@ def test_report_bad_results_file(tmp_path, capsys, content, message):
     assert not (tmp_path / "report.md").exists()
 
 
-def test_report_missing_file(tmp_path, capsys):
-    assert main(["bench", "report", str(tmp_path / "nope.jsonl")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_report_missing_file_or_folder(tmp_path, cli_error):
+    assert "does not exist" in cli_error("bench", "report", tmp_path / "nope.jsonl")
+    assert f"{str(tmp_path)!r} is a folder; give the results file in it" in cli_error("bench", "report", tmp_path)
+
+
+def test_report_baseline(results_file, tmp_path, cli, cli_error):
+    out = tmp_path / "report"
+    code, _, err = cli("bench", "report", results_file, "--out", out, "--baseline", "ghostnet_100")
+    assert code == 0, err
+    rows = {(r["model"], r["precision"]): r for r in csv.DictReader((out / "report.csv").open())
+            if r["device"].startswith("alpha")}
+    assert float(rows[("mobilenet_v3_large_075", "int8")]["vs_baseline"]) == 0.5  # 5 ms / GhostNet's 10 ms
+    assert float(rows[("mobilenet_v3_large_075", "float32")]["vs_baseline"]) == 0.8  # 16 / 20
+    assert "| vs ghostnet_100 |" in (out / "report.md").read_text()
+    message = cli_error("bench", "report", results_file, "--out", tmp_path / "other", "--baseline", "resnet50")
+    assert message == ("ghostnet: error: --baseline: 'resnet50' is not among the measured models "
+                       "(ghostnet_100, mobilenet_v3_large_075)")
+    assert not (tmp_path / "other").exists()
+
+
+def test_accuracy_plot_labels_do_not_overlap():
+    """The make-run case: GhostNet 1.0x float32 and MobileNetV3-Large 0.75 at nearly the same point."""
+    rows = [{"model": m, "precision": p, "threads": 1, "median_ms": ms, "top1": top1}
+            for m, p, ms, top1 in [("ghostnet_100", "float32", 10.0, 73.9), ("ghostnet_100", "int8", 6.0, 73.9),
+                                   ("mobilenet_v3_large_075", "float32", 10.2, 73.3),
+                                   ("mobilenet_v3_large_075", "int8", 5.9, 73.3),
+                                   ("ghostnet_050", "float32", 4.0, 66.2), ("ghostnet_050", "int8", 3.0, 66.2),
+                                   ("mobilenet_v3_small_100", "float32", 4.1, 67.4),
+                                   ("mobilenet_v3_small_100", "int8", 3.1, 67.4)]]
+    figure = report.accuracy_figure("test cpu", rows)
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes[0]
+    boxes = {text.get_text(): text.get_window_extent(renderer) for text in axes.texts}
+    assert len(boxes) == 8 and "GhostNet 1.0x float32" in boxes and "MobileNetV3-Large 0.75 float32" in boxes
+    overlapping = [(a, b) for i, a in enumerate(boxes) for b in list(boxes)[i + 1:] if boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
+
+
+def test_conversion_key_covers_every_option():
+    entry = zoo.ZOO["ghostnet_050"]
+    options = {"eval_count": 16, "calibration_steps": 100, "weights": None, "weights_sha256": None}
+    key = compare.conversion_key(entry, (32, 32), "int8", options)
+    assert compare.conversion_key(entry, (32, 32), "int8", {**options, "eval_count": 4}) != key
+    assert compare.conversion_key(entry, (32, 32), "int8", {**options, "calibration_steps": 8}) != key
+    assert compare.conversion_key(entry, (32, 32), "float32", options) != key
+    assert compare.conversion_key(entry, (64, 64), "int8", options) != key
+    # The weights of a GhostNet checkpoint change GhostNet entries only.
+    with_weights = {**options, "weights": "w.safetensors", "weights_sha256": "ab" * 32}
+    assert compare.conversion_key(entry, (32, 32), "int8", with_weights) != key
+    mobilenet = zoo.ZOO["mobilenet_v3_small_100"]
+    assert compare.conversion_key(mobilenet, (32, 32), "int8", with_weights) == \
+        compare.conversion_key(mobilenet, (32, 32), "int8", options)
+
+
+def _converted_names(cache):
+    return {p.name for p in cache.glob("*.tflite")}
+
+
+def test_changed_option_or_source_reconverts(first_run, tmp_path, monkeypatch, capsys):
+    _, cache, _ = first_run
+    one = ["--models", "mobilenet_v3_small_100", "--input-size", "32", "--runs", "2", "--warmup", "0",
+           "--rounds", "1", "--cache-dir", str(cache), "--no-arm"]
+    before = _converted_names(cache)
+    capsys.readouterr()
+    assert main(["bench", "compare", *one, "--calibration-steps", "3", "--out", str(tmp_path / "a")]) == 0
+    assert "1 already converted" in capsys.readouterr().err  # float32 reused, int8 converted again
+    added = _converted_names(cache) - before
+    assert len(added) == 1 and next(iter(added)).startswith("mobilenet_v3_small_100-int8-")
+    # A change to the converter's or the model's source: both files are converted again.
+    changed = tmp_path / "changed_source.py"
+    changed.write_text("VALUE = 2\n")
+    monkeypatch.setattr(compare, "SOURCE_FILES", [*compare.SOURCE_FILES, changed])
+    assert main(["bench", "compare", *one, "--calibration-steps", "2", "--out", str(tmp_path / "b")]) == 0
+    assert "0 already converted" in capsys.readouterr().err
+
+
+def test_compare_weights_go_to_the_ghostnet_entry_only(first_run, tmp_path, capsys):
+    """The README's `--weights CHECKPOINT --width W` with the MobileNets in the run."""
+    import keras
+    from safetensors.numpy import save_file
+
+    from ghostnet_tf import GhostNet
+    from ghostnet_tf.weights import state_dict_from_model
+
+    _, cache, _ = first_run
+    state = {k: np.ascontiguousarray(v)  # safetensors stores the buffer as laid out
+             for k, v in state_dict_from_model(GhostNet(width=0.5, input_shape=(32, 32, 3))).items()}
+    save_file(state, str(tmp_path / "ghostnet_050.safetensors"))
+    capsys.readouterr()
+    assert main(["bench", "compare", *TINY, "--width", "0.5", "--weights", str(tmp_path / "ghostnet_050.safetensors"),
+                 "--rounds", "1", "--cache-dir", str(cache), "--out", str(tmp_path / "run")]) == 0
+    # The MobileNet files of the first run are reused (the checkpoint is not theirs); GhostNet is rebuilt.
+    assert "2 already converted" in capsys.readouterr().err
+    newest = max(cache.glob("ghostnet_050-*.keras"), key=lambda p: p.stat().st_mtime_ns)
+    loaded = state_dict_from_model(keras.saving.load_model(newest, compile=False))
+    assert [k for k in state if not (loaded[k] == state[k]).all()] == []
+    assert len(results.read_records(tmp_path / "run" / "results.jsonl")) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weights", "{ckpt}"], "--weights: a checkpoint fits one GhostNet width, but 3 GhostNet entries are selected"),
+    (["--target", "adb"], "--target adb needs --benchmark-binary PATH"),
+    (["--out", "{file}"], "is a file; give a folder"),
+])
+def test_compare_refuses_before_any_work(tmp_path, cli_error, argv, message):
+    (tmp_path / "ckpt.safetensors").write_bytes(b"x")
+    (tmp_path / "file").write_text("")
+    fill = {"ckpt": tmp_path / "ckpt.safetensors", "file": tmp_path / "file"}
+    argv = [a.format(**fill) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "run")]
+    assert message in cli_error("bench", "compare", "--cache-dir", tmp_path / "cache", *argv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors", "file"]
 
 
 def test_compare_unknown_model(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The converter: every mode on a tiny GhostModule model (in process), one full-size GhostNet-1.0x/224 int8
 conversion through the CLI (subprocess, as the benchmark calls it), the int8 audit, fidelity, bad input."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -8,15 +9,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import layers, ops
 
 from convert import convert_and_verify, convert_model, verify_model
 from convert.calibration import image_source, synthetic_images
-from convert.runtime import make_interpreter
-from ghostnet_tf.cli import main
-from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
+from ghostnet_tf.runtime import make_interpreter
 
 SIZE = (32, 32)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -30,34 +28,12 @@ class Sine(layers.Layer):
         return ops.sin(x)
 
 
-def tiny_model(preprocessing=True, extra_layer=None, classes=10):
-    """A small network built from GhostModule (the issue: 'any Keras model built with GhostModule')."""
-    inputs = keras.Input((*SIZE, 3), name="image")
-    x = normalization_layer()(inputs) if preprocessing else inputs
-    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    if extra_layer is not None:
-        x = extra_layer(x)
-    x = GhostModule(16, name="ghost1")(x)
-    x = GhostModule(128, use_relu=False, name="ghost2")(x)  # big enough for dynamic-range quantization
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(classes, activation="softmax")(x)
-    return keras.Model(inputs, x, name="tiny")
-
-
-def write_image(path, array):
-    array = tf.constant(np.asarray(array, np.uint8))
-    data = tf.io.encode_png(array) if str(path).endswith(".png") else tf.io.encode_jpeg(array)
-    tf.io.write_file(str(path), data)
-
-
 MODES = [("float32", "float32"), ("float16", "float32"), ("dynamic", "float32"),
          ("int8", "int8"), ("int8", "uint8"), ("int8", "float32")]
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(tiny_model):
     return tiny_model()
 
 
@@ -147,9 +123,15 @@ def test_fidelity_report(model, reports):
     for report in reports.values():
         assert fields <= set(report["fidelity"]) and report["fidelity"]["images"] == 16
         assert report["eval_images"]["source"] == "built-in"
-        assert 0 <= report["fidelity"]["top1_agreement_pct"] <= 100
-        assert -1.0 <= report["fidelity"]["cosine_mean"] <= 1.0 + 1e-9
         json.dumps(report, allow_nan=False, default=str)  # machine-readable: no NaN/inf
+        # The reported figures, recomputed here from the raw interpreter's outputs on the same images.
+        images = synthetic_images(16, SIZE, 1).images  # the built-in held-out set (seed 1)
+        reference, converted = keras_and_tflite(model, report["output"]["path"], images)
+        agreement = 100.0 * np.mean(reference.argmax(1) == converted.argmax(1))
+        cosine = np.sum(reference * converted, 1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(converted,
+                                                                                                        axis=1)
+        assert report["fidelity"]["top1_agreement_pct"] == pytest.approx(agreement)
+        assert report["fidelity"]["cosine_mean"] == pytest.approx(cosine.mean(), abs=1e-6)
     float32 = reports[("float32", "float32")]
     reference, converted = keras_and_tflite(model, float32["output"]["path"], synthetic_images(4, SIZE, 1).images)
     assert np.abs(reference - converted).max() < 1e-5
@@ -171,7 +153,7 @@ def test_calibration_and_eval_sets_differ():
     assert calibration.images.min() == 0 and calibration.images.max() == 255
 
 
-def test_resize_and_crop_geometry(tmp_path):
+def test_resize_and_crop_geometry(tmp_path, write_image):
     """A 100x200 image, black left half, white right: short side -> 36 (32/0.875), crop the center 32x32."""
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, 100:] = 255
@@ -183,7 +165,7 @@ def test_resize_and_crop_geometry(tmp_path):
     np.testing.assert_array_equal(load_image(tmp_path / "a.png", (32, 32)), out)
 
 
-def test_calibration_folder_skips_corrupt_images(model, tmp_path):
+def test_calibration_folder_skips_corrupt_images(model, tmp_path, write_image):
     folder = tmp_path / "photos" / "nested"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -220,7 +202,7 @@ def test_calibration_npz(tmp_path):
         image_source(str(tmp_path / "two.npz"), SIZE, 10, "--calibration", seed=0)
 
 
-def test_float_only_op_is_named_and_nothing_written(tmp_path):
+def test_float_only_op_is_named_and_nothing_written(tmp_path, tiny_model):
     path = tmp_path / "sine.tflite"
     with pytest.raises(ValueError, match="SIN") as info:
         convert_model(tiny_model(extra_layer=Sine(name="sine")), path, quantize="int8", calibration_steps=4,
@@ -252,7 +234,7 @@ class InverseErf(layers.Layer):
         return ops.erfinv(ops.tanh(x) * 0.5)
 
 
-def test_op_without_tflite_kernel_is_named(tmp_path):
+def test_op_without_tflite_kernel_is_named(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="no TFLite builtin op for tf.Erfinv"):
         convert_model(tiny_model(extra_layer=InverseErf()), tmp_path / "m.tflite", quantize="float32",
                       show_progress=False)
@@ -267,32 +249,22 @@ def test_per_layer_errors(model, tmp_path):
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= {row["op"] for row in rows}
     errors = [row["rmse_over_scale"] for row in rows]
     assert errors == sorted(errors, reverse=True)
-    assert all(0 <= e < 10 for e in errors) and max(errors) > 0  # int8 steps, not float noise
+    # In units of each tensor's quantization step: uniform rounding noise is 1/sqrt(12) = 0.29 of a step,
+    # and a concatenation of int8 tensors adds none (up to float error of the reference).
+    assert 0.2 < float(np.median(errors)) < 0.4
+    concatenations = [row["rmse_over_scale"] for row in rows if row["op"] == "CONCATENATION"]
+    assert len(concatenations) == 2 and max(concatenations) < 1e-3
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
+def saved_models(tmp_path_factory, tiny_model):
     out = tmp_path_factory.mktemp("keras")
     tiny_model().save(out / "pixels.keras")
     tiny_model(preprocessing=False).save(out / "normalized.keras")
     return out
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def cli_error(capsys, *argv):
-    code, out, err = run_cli(capsys, *argv)
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("ghostnet: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def test_cli_bad_input(capsys, tmp_path, saved_models):
+def test_cli_bad_input(cli_error, tmp_path, saved_models, monkeypatch):
     pixels, normalized = str(saved_models / "pixels.keras"), str(saved_models / "normalized.keras")
     out = str(tmp_path / "m.tflite")
     empty = tmp_path / "empty"
@@ -300,7 +272,24 @@ def test_cli_bad_input(capsys, tmp_path, saved_models):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "x.png").write_bytes(b"\x89PNG broken")
+    (corrupt / "damaged.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    (corrupt / "text.npy").write_text("1 2 3\n")
+    (corrupt / "raises.py").write_text("raise RuntimeError('no GPU here')\n")
+    (corrupt / "broken_syntax.py").write_text("def f(:\n")
     cases = [
+        # Every input is read before converting: a bad --eval-images leaves no .tflite behind.
+        (["--keras-model", pixels, "-o", out, "--eval-images", str(empty)], "--eval-images: no JPEG/PNG"),
+        (["--keras-model", pixels, "-o", out, "--eval-images", str(corrupt / "text.npy")],
+         "--eval-images: '" + str(corrupt / "text.npy") + "' is not a NumPy array file"),
+        # An output that is an input or another output would lose data.
+        (["--keras-model", pixels, "-o", out, "--report", out], f"--report {out!r} is the same file as --output"),
+        (["--keras-model", pixels, "-o", pixels], f"--output {pixels!r} is the same file as --keras-model"),
+        (["--keras-model", pixels, "-o", out, "--report", "/sys/r.json"], "--report: cannot write '/sys/r.json'"),
+        (["--keras-model", str(corrupt / "damaged.keras"), "-o", out], "is not a Keras model file"),
+        (["--keras-model", pixels, "-o", out, "--import-module", "raises"],
+         "--import-module: importing 'raises' failed: RuntimeError: no GPU here"),
+        (["--keras-model", pixels, "-o", out, "--import-module", "broken_syntax"],
+         "--import-module: importing 'broken_syntax' failed: SyntaxError"),
         (["--keras-model", pixels, "-o", out, "--calibration", str(empty)], "--calibration: no JPEG/PNG"),
         (["--keras-model", pixels, "-o", out, "--calibration", str(corrupt)], "could be decoded"),
         (["--keras-model", normalized, "-o", out, "--io", "uint8"], "--io uint8"),
@@ -316,15 +305,19 @@ def test_cli_bad_input(capsys, tmp_path, saved_models):
          "overlaps the --calibration images"),
         (["--keras-model", pixels, "-o", out, "--calibration", str(tmp_path / "nothing")], "no such file"),
     ]
+    monkeypatch.chdir(corrupt)  # --import-module finds modules in the working folder
     for argv, message in cases:
-        assert message in cli_error(capsys, "convert", "--no-progress", *argv), argv
+        assert message in cli_error("convert", "--no-progress", *argv), argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt", "empty"]  # nothing half-written
+    assert sorted(p.name for p in corrupt.iterdir() if p.suffix != ".pyc" and p.name != "__pycache__") == [
+        "broken_syntax.py", "damaged.keras", "raises.py", "text.npy", "x.png"]
+    assert os.path.getsize(pixels) > 10_000  # the model given as -o is untouched
 
 
-def test_cli_keras_model_with_npy_calibration(capsys, tmp_path, saved_models):
+def test_cli_keras_model_with_npy_calibration(cli, tmp_path, saved_models):
     # Dim images (50..177): the input range is pinned to [0, 255] anyway, so uint8 input stays scale 1.
     np.save(tmp_path / "cal.npy", (50 + synthetic_images(6, SIZE, seed=3).images / 2).astype(np.uint8))
-    code, out, err = run_cli(capsys, "convert", "--keras-model", str(saved_models / "pixels.keras"),
+    code, out, err = cli("convert", "--keras-model", str(saved_models / "pixels.keras"),
                              "-o", str(tmp_path / "m.tflite"), "--io", "uint8", "--calibration",
                              str(tmp_path / "cal.npy"), "--eval-count", "4", "--report", str(tmp_path / "r.json"))
     assert code == 0, err
@@ -334,10 +327,10 @@ def test_cli_keras_model_with_npy_calibration(capsys, tmp_path, saved_models):
     assert report["calibration"] == {"source": str(tmp_path / "cal.npy"), "count": 6, "skipped": 0,
                                      "range_anchored": True}
     assert report["audit"]["input"]["scale"] == 1.0 and report["audit"]["input"]["zero_point"] == 0
-    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["cal.npy", "m.tflite", "r.json"]  # no temporary file left
 
 
-def test_keras_model_with_custom_layer_module(capsys, tmp_path, monkeypatch):
+def test_keras_model_with_custom_layer_module(cli, cli_error, tmp_path, monkeypatch, tiny_model):
     (tmp_path / "my_layers_for_test.py").write_text(
         "import keras\n\n\n@keras.saving.register_keras_serializable(package='my_layers')\n"
         "class Doubler(keras.layers.Layer):\n    def call(self, x):\n        return x * 2.0\n")
@@ -350,8 +343,8 @@ def test_keras_model_with_custom_layer_module(capsys, tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "my_layers_for_test")
     argv = ["convert", "--keras-model", str(tmp_path / "custom.keras"), "-o", str(tmp_path / "m.tflite"),
             "--quantize", "float32", "--eval-count", "4", "--json", "--no-progress"]
-    assert "--keras-model: cannot load" in cli_error(capsys, *argv)
-    code, out, err = run_cli(capsys, *argv, "--import-module", "my_layers_for_test")
+    assert "--keras-model: cannot load" in cli_error(*argv)
+    code, out, err = cli(*argv, "--import-module", "my_layers_for_test")
     assert code == 0, err
     assert json.loads(out)["fidelity"]["max_abs_error"] < 1e-5
 
@@ -367,6 +360,7 @@ def full_size(tmp_path_factory):
     return out / "g.tflite", json.loads(proc.stdout), proc.stderr
 
 
+@pytest.mark.slow
 def test_full_size_ghostnet_int8(full_size):
     path, report, stderr = full_size
     assert "warning: no --calibration given" in stderr
@@ -379,13 +373,69 @@ def test_full_size_ghostnet_int8(full_size):
     assert interpreter.get_input_details()[0]["quantization"] == (1.0, -128)
     # ~5.2 M parameters as int8 weights: between 4 and 8 MB.
     assert 4e6 < os.path.getsize(path) == report["output"]["size_bytes"] < 8e6
-    assert report["fidelity"]["images"] == 4 and report["warnings"]
+    assert report["fidelity"]["images"] == 4
+    assert report["warnings"][0].startswith("calibrated on the built-in synthetic images")
 
 
 def test_cli_error_in_subprocess_is_one_line(tmp_path):
+    """TensorFlow is loaded (a GhostNet is built) and its C++ start-up lines are silenced all the same."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--width", "0.5", "--input-size", "32",
                            "-o", str(tmp_path / "m.tflite"), "--calibration", str(tmp_path)],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("python -m convert: error: --calibration: no JPEG/PNG")
+    assert proc.stderr.splitlines() == [f"python -m convert: error: --calibration: no JPEG/PNG images found in "
+                                        f"{str(tmp_path)!r}"]
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [["info", "--width", "inf"], ["info", "--width", "1e9"], ["info", "--width", "nan"],
+                                  ["convert", "--width", "inf", "-o", "m.tflite"],
+                                  ["port", "x.safetensors", "-o", "x.keras", "--width", "inf"]])
+def test_absurd_widths_are_usage_errors(cli, argv):
+    code, out, err = cli(*argv)
+    assert code == 2 and "width must be a number > 0 and <= 4" in err and "Traceback" not in err
+
+
+def test_resize_and_crop_matches_timms_eval_transform(photo):
+    """timm's eval transform, computed here with PIL as torchvision does it: short side to
+    floor(size / 0.875) with bicubic, then the centre crop (top = round((h - size) / 2))."""
+    from PIL import Image
+
+    size = 112
+    image = Image.open(photo).convert("RGB")
+    width, height = image.size
+    short = math.floor(size / 0.875)  # 128
+    new_w, new_h = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+    resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC), np.float64)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    expected = resized[top:top + size, left:left + size]
+    ours = resize_and_crop(np.asarray(image), (size, size))  # the same decoded pixels: JPEG decoders differ
+    assert ours.shape == expected.shape == (size, size, 3)
+    difference = np.abs(ours - expected)
+    # Two bicubic implementations (PIL, TensorFlow) differ by rounding only; a crop one pixel off would
+    # differ by about 3 levels on average on this photo.
+    assert difference.max() <= 1 and difference.mean() < 0.2
+    assert np.abs(ours[:, 1:] - expected[:, :-1]).mean() > 2.5
+
+
+def test_absurd_aspect_ratio_is_refused_without_a_huge_intermediate(tmp_path, write_image):
+    with pytest.raises(ValueError, match="aspect ratio beyond 10:1"):
+        resize_and_crop(np.zeros((1, 20000, 3), np.uint8), (128, 128))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a_strip.png", np.zeros((1, 20000, 3)))
+    write_image(folder / "b_photo.png", np.full((40, 48, 3), 128))
+    images = image_source(str(folder), SIZE, 10, "--calibration", seed=0)
+    assert images.images.shape == (1, *SIZE, 3) and images.skipped == 1
+
+
+def test_atomic_write_errors_name_the_users_path(tmp_path):
+    from ghostnet_tf.files import atomic_path
+
+    target = tmp_path / "model.keras"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            raise OSError(f"cannot save {tmp}: disk full")
+    assert str(info.value) == f"cannot save {target}: disk full"
+    assert list(tmp_path.iterdir()) == []

@@ -5,15 +5,17 @@ import numpy as np
 import pytest
 
 from convert import convert_model, evaluate
+from convert.evaluation import spread
 from ghostnet_tf.cli import main
 from ghostnet_tf.preprocessing import find_images, load_image
-from test_convert import SIZE, tiny_model, write_image
+
+SIZE = (32, 32)  # the tiny model's input
 
 CLASSES = ("cat", "dog", "zebra")
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, write_image):
     """3 class folders x 3 images (JPEG and PNG, one nested), plus one corrupt file."""
     root = tmp_path_factory.mktemp("imagenet")
     rng = np.random.default_rng(0)
@@ -27,7 +29,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, tiny_model):
     model = tiny_model()
     path = tmp_path_factory.mktemp("eval_model") / "tiny.tflite"
     convert_model(model, path, quantize="int8", calibration_steps=8, show_progress=False)
@@ -56,8 +58,7 @@ def test_eval_side_by_side(dataset, converted):
     assert keras_result["top1_pct"] == pytest.approx(expected_top(model, dataset, 1))
     assert keras_result["top5_pct"] == pytest.approx(expected_top(model, dataset, 5))
     assert report["drop"]["top1_pct"] == pytest.approx(tflite_result["top1_pct"] - keras_result["top1_pct"])
-    for result in report["models"]:
-        assert 0 <= result["top1_pct"] <= result["top5_pct"] <= 100
+    assert keras_result["top1_ties"] == 0  # float softmax outputs do not tie
 
 
 def test_eval_labels_file_and_limit(dataset, converted, tmp_path):
@@ -68,6 +69,28 @@ def test_eval_labels_file_and_limit(dataset, converted, tmp_path):
     assert report["images"] == 3 and [m["kind"] for m in report["models"]] == ["tflite"]
     limited = evaluate(str(dataset), tflite=str(path), limit=4, show_progress=False)
     assert limited["images"] + limited["skipped"] == 4
+
+
+def test_limit_spreads_over_the_classes():
+    samples = [(f"{name}/{i}.jpg", label) for label, name in enumerate(CLASSES) for i in range(5)]
+    assert [label for _, label in spread(samples, 3)] == [0, 1, 2]
+    # Positions 0, 3.5, 7, 10.5, 14 of the 15, rounded half to even: every class is seen.
+    assert spread(samples, 5) == [samples[0], samples[4], samples[7], samples[10], samples[14]]
+
+
+def test_a_tie_for_the_top_score_is_a_miss(tmp_path, write_image):
+    """A model whose outputs are all equal: argmax would pick class 0 and score 100 % on a class-0 folder."""
+    import keras
+
+    inputs = keras.Input((*SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, kernel_initializer="zeros", activation="softmax")(x))
+    for i in range(3):
+        (tmp_path / "only_class").mkdir(exist_ok=True)
+        write_image(tmp_path / "only_class" / f"{i}.png", np.full((40, 40, 3), 60 * i))
+    report = evaluate(str(tmp_path), model=model, show_progress=False)
+    [result] = report["models"]
+    assert (result["top1_pct"], result["top5_pct"], result["top1_ties"]) == (0.0, 0.0, 3)
 
 
 def test_eval_cli(capsys, dataset, converted, tmp_path):
@@ -85,12 +108,30 @@ def test_eval_cli(capsys, dataset, converted, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["--tflite", "missing.tflite"], "--tflite: no such file"),
+    (["--tflite", "{data}/cat/0.jpg"], "cat/0.jpg is not a TFLite model the runtime can load"),
+    (["--tflite", "{vector_model}"], "takes input of shape [1, 8], not RGB images"),
+    (["--tflite", "{tflite}", "--report", "{tflite}"], "--report '{tflite}' is the same file as --tflite"),
+    (["--tflite", "{tflite}", "--labels", "{empty_labels}"], "--labels: '{empty_labels}' lists no images"),
     ([], "give --tflite"),
     (["--weights", "w.pth", "--tflite", "x"], "--weights goes with --width"),
 ])
-def test_eval_bad_input(capsys, dataset, argv, message):
-    assert main(["eval", str(dataset), *argv]) == 2
-    assert message in capsys.readouterr().err
+def test_eval_bad_input(cli_error, dataset, converted, vector_model, tmp_path, argv, message):
+    (tmp_path / "empty.txt").write_text("# no images\n")
+    fill = {"data": dataset, "tflite": converted[1], "vector_model": vector_model, "empty_labels": tmp_path / "empty.txt"}
+    assert message.format(**fill) in cli_error("eval", str(dataset), *(a.format(**fill) for a in argv))
+
+
+@pytest.fixture(scope="module")
+def vector_model(tmp_path_factory):
+    """A real .tflite model that takes a vector, not images."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    path = tmp_path_factory.mktemp("vector") / "vector.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
 
 
 def test_eval_bad_folders(capsys, tmp_path, converted):

@@ -18,7 +18,7 @@ from parity import TOLERANCE, Checkpoint, load_checkpoints, one_line_error, reci
 from safetensors.numpy import save_file
 
 from convert import convert_and_verify
-from convert.runtime import make_interpreter
+from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf import GhostNetV2, GhostNetV3, load_weights, profile, reparameterize
 from ghostnet_tf import weights as gw
 from ghostnet_tf.cli import main

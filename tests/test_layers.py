@@ -74,7 +74,7 @@ def test_matches_numpy_reference(filters, ratio, use_relu):
 def _tflite_ops(model):
     import tensorflow as tf
 
-    from convert.runtime import make_interpreter
+    from ghostnet_tf.runtime import make_interpreter
 
     content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     interpreter = make_interpreter(model_content=content, use_xnnpack=False)

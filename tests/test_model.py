@@ -75,6 +75,27 @@ def test_feature_model_strides(small_model):
         feature_model(small_model, strides=(3,))
 
 
+def test_feature_model_at_stride_2_is_the_stem(small_model):
+    """Stride 2: conv_stem -> bn1 -> ReLU on the normalized input, recomputed here with tf.nn ops."""
+    import tensorflow as tf
+
+    stem = feature_model(small_model, strides=(2,))
+    x = np.random.default_rng(3).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    out = np.asarray(stem(x))
+    assert out.shape == (1, 32, 32, 8)
+    kernel = small_model.get_layer("conv_stem").kernel.numpy()
+    bn = small_model.get_layer("bn1")
+    for weight, value in zip((bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance),
+                             np.random.default_rng(4).uniform(0.5, 1.5, (4, 8)).astype("float32")):
+        weight.assign(value)
+    out = np.asarray(stem(x))
+    normalized = (x / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    conv = tf.nn.conv2d(np.pad(normalized, ((0, 0), (1, 1), (1, 1), (0, 0))).astype("float32"), kernel, 2, "VALID")
+    expected = np.maximum(0, (np.asarray(conv) - bn.moving_mean.numpy()) / np.sqrt(bn.moving_variance.numpy() + 1e-5)
+                          * bn.gamma.numpy() + bn.beta.numpy())
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_preprocessing_inside_equals_outside():
     inside = GhostNet(width=0.5, input_shape=(64, 64, 3), classes=5, include_preprocessing=True)
     outside = GhostNet(width=0.5, input_shape=(64, 64, 3), classes=5, include_preprocessing=False)
@@ -134,3 +155,19 @@ def test_input_tensor_from_a_preceding_layer():
     model = GhostNet(width=0.5, input_tensor=scaled, classes=4)
     assert model.inputs[0] is image and model.output.shape == (None, 4)
     assert model(np.zeros((1, 64, 64, 3), "float32")).shape == (1, 4)
+
+
+def test_input_tensor_that_is_not_a_keras_tensor():
+    """A plain TensorFlow tensor or array cannot start a functional model in Keras 3: a clear error, not Keras's."""
+    import tensorflow as tf
+
+    for tensor in (tf.zeros((2, 64, 64, 3)), np.zeros((2, 64, 64, 3), "float32")):
+        with pytest.raises(ValueError, match=r"^GhostNet: `input_tensor` must be a Keras tensor .* got "
+                                             + type(tensor).__name__):
+            GhostNet(width=0.5, input_tensor=tensor, classes=3)
+
+
+@pytest.mark.parametrize("width", [float("inf"), float("nan"), 1e9, 4.5])
+def test_absurd_width_is_refused_before_building(width):
+    with pytest.raises(ValueError, match=r"`width` must be a number > 0 and <= 4"):
+        GhostNet(width=width)

@@ -6,7 +6,9 @@ host's ``sh``, with getprop / dumpsys / taskset emulated as shell functions. Run
 
 Environment: FAKE_ADB_ROOT (the device folder), FAKE_ADB_DEVICES ("SERIAL:state,..."),
 FAKE_ADB_LOSE_AFTER_RUNS (the device vanishes after that many benchmark runs),
-FAKE_ADB_HANG_FROM_RUN (benchmark runs from that number on sleep first, to be interrupted).
+FAKE_ADB_HANG_FROM_RUN (benchmark runs from that number on sleep first, to be interrupted),
+FAKE_ADB_SILENT (every call sleeps: an adb that never answers), FAKE_ADB_PUSH_FAILS (pushes fail, as on a
+full /data partition).
 """
 import json
 import os
@@ -72,6 +74,8 @@ def shell(command):
 def main(argv):
     with open(ROOT / "calls.jsonl", "a") as log:
         log.write(json.dumps(argv) + "\n")
+    if os.environ.get("FAKE_ADB_SILENT"):
+        time.sleep(600)
     if argv[:1] == ["devices"]:
         print("List of devices attached")
         for serial, state in devices().items():
@@ -88,6 +92,8 @@ def main(argv):
         fail(f"adb: device {state}")
     if command == "push":
         local, remote = args
+        if os.environ.get("FAKE_ADB_PUSH_FAILS"):
+            fail(f"adb: error: failed to copy '{local}' to '{remote}': remote No space left on device")
         shutil.copyfile(local, device_path(remote))
         os.chmod(device_path(remote), 0o644)
         print(f"{local}: 1 file pushed, 0 skipped.")

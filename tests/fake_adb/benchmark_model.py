@@ -56,7 +56,7 @@ peak = record["memory"]["peak_mb"]
 print(f"INFO: Memory footprint delta from the start of the tool (MB): init={peak / 2:.4g} overall={peak:.4g}")
 print(f"INFO: Overall peak memory footprint (MB) via periodic monitoring: {peak:.4g}")
 if args.enable_op_profiling:
-    from convert.runtime import make_interpreter
+    from ghostnet_tf.runtime import make_interpreter
 
     ops = make_interpreter(model_path=args.graph, use_xnnpack=False)._get_ops_details()
     share = stats["mean_us"] / 1000 / len(ops)

@@ -1,6 +1,7 @@
 """The one place that picks the TFLite runtime: LiteRT, else tflite_runtime, else tf.lite.
 
-The converter's verification and evaluation and the local benchmark all load models through here.
+The converter's verification and evaluation and the benchmarks all load models through here; it lives
+in the base package so that neither ``convert`` nor ``android_bench`` owns what both use.
 """
 import importlib
 from dataclasses import dataclass
@@ -56,15 +57,21 @@ def get_runtime():
 def make_interpreter(model_path=None, model_content=None, num_threads=None, use_xnnpack=True):
     """A TFLite interpreter (tensors allocated). ``use_xnnpack=False`` runs the builtin kernels alone,
     so the op list shows the real ops instead of one delegate node."""
+    from ghostnet_tf.cliutil import first_line
+
     runtime = get_runtime()
     resolver = runtime.op_resolver_type
-    interpreter = runtime.interpreter_class(
-        model_path=None if model_path is None else str(model_path),
-        model_content=model_content,
-        num_threads=num_threads,
-        experimental_op_resolver_type=resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    interpreter.allocate_tensors()
+    try:
+        interpreter = runtime.interpreter_class(
+            model_path=None if model_path is None else str(model_path),
+            model_content=model_content,
+            num_threads=num_threads,
+            experimental_op_resolver_type=resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:  # flatbuffer and allocation errors name no file
+        source = "the model" if model_path is None else str(model_path)
+        raise ValueError(f"{source} is not a TFLite model the runtime can load ({first_line(exc)})") from None
     return interpreter
 
 
@@ -83,26 +90,3 @@ def quantize(values, detail):
     info = np.iinfo(dtype)
     return np.clip(np.round(np.asarray(values) / scale + zero_point), info.min, info.max).astype(dtype)
 
-
-def predict(interpreter, inputs, show_progress=False, label="running TFLite"):
-    """Run a single-input model sample by sample on float inputs (the model's float domain):
-    quantizes into int8/uint8 inputs and dequantizes outputs, so callers compare like with like."""
-    import numpy as np
-
-    from convert.progress import progress
-
-    input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
-    in_dtype, out_dtype = np.dtype(input_detail["dtype"]), np.dtype(output_detail["dtype"])
-    out_scale, out_zero = quantization(output_detail)
-    outputs = []
-    for x in progress(inputs, len(inputs), label, enabled=show_progress):
-        x = np.asarray(x, np.float32)[None]
-        interpreter.set_tensor(input_detail["index"], quantize(x, input_detail) if in_dtype.kind in "iu"
-                               else x.astype(in_dtype))
-        interpreter.invoke()
-        y = interpreter.get_tensor(output_detail["index"])[0]
-        if out_dtype.kind in "iu":
-            y = (y.astype(np.float32) - out_zero) * out_scale
-        outputs.append(y.astype(np.float32))
-    return np.stack(outputs)

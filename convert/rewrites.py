@@ -1,0 +1,229 @@
+"""Export-only rewrites of GhostNet: the same function in float, fewer instructions on ARM's kernels.
+
+Each was kept because the instruction counter (``ghostnet bench arm``) showed it pays on Cortex-A76 and
+Cortex-A53; README "Making GhostNet cheaper on ARM" has the figures. They act on the Keras graph just before
+export (``keras.models.clone_model`` with the original layers, so weights are shared, not copied):
+
+fold-normalization  The in-model ImageNet mean/std costs an int8 SUB and MUL over the whole 224x224x3 input
+    (a per-channel affine cannot hide in the input's one scale). It is folded into the stem convolution
+    (kernel / std). PyTorch pads *after* normalizing, so a zero border in pixel space is a mean-coloured one
+    there: the difference is exactly the normalized stem of an all-zero image, a constant map that one ADD
+    (with the stem's ReLU fused into it) puts back.
+late-ghost-concat  In a stride-2 block the ghost module's concat feeds a depthwise conv, which works per
+    channel: each half goes through its share of the depthwise conv and the concat happens after it, on a
+    tensor 4x smaller.
+fused-small-ghost  A ghost module with at most 8 intrinsic channels (the int8 conv kernels compute 16 output
+    channels anyway) becomes one conv to 2x the channels (the intrinsic maps twice) and one depthwise conv
+    that passes the first half through (a 1 at the centre) and makes the ghost maps from the second: no concat.
+    int8 only: in float the wider depthwise conv costs more than the concat it saves.
+
+Measured on GhostNet-1.0x at 224 (instructions per inference, A76 / A53), each rewrite alone:
+fold-normalization int8 -5.68 M / -5.68 M, float32 -2.40 M / -2.39 M; late-ghost-concat int8 -0.18 / -0.18,
+float32 -0.66 / -0.69; fused-small-ghost int8 -0.90 / -0.90, float32 +1.18 / +3.44 (so not in float).
+"""
+import functools
+
+import numpy as np
+
+REWRITES = ("fold-normalization", "late-ghost-concat", "fused-small-ghost")
+FLOAT_REWRITES = ("fold-normalization", "late-ghost-concat")  # the ones that pay for float kernels
+SMALL_GHOST = 8  # intrinsic channels up to which the fused form pays (measured at 112x112)
+
+
+def default_rewrites(quantize):
+    """The rewrites that paid on both emulated cores for this precision's kernels."""
+    return REWRITES if quantize == "int8" else FLOAT_REWRITES
+
+
+def parse_rewrites(text, quantize="int8"):
+    """'auto' (the default set of the precision) | 'all' | 'none' | comma-separated names -> tuple of names
+    (ValueError naming an unknown one)."""
+    if text in (None, "auto"):
+        return default_rewrites(quantize)
+    if text == "all":
+        return REWRITES
+    if text == "none":
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in REWRITES]
+    if unknown:
+        raise ValueError(f"--rewrite: unknown rewrite {', '.join(unknown)}; "
+                         f"choose from auto, all, none, {', '.join(REWRITES)}")
+    return names
+
+
+def _folded(conv, bn):
+    """(kernel, bias) of a bias-free conv or depthwise conv followed by an inference-mode BatchNormalization."""
+    gamma = bn.gamma.numpy() if bn.scale else 1.0
+    beta = bn.beta.numpy() if bn.center else 0.0
+    scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    kernel = conv.kernel.numpy()
+    # Conv2D kernels are (kh, kw, in, out); depthwise ones (kh, kw, channels, 1): scale the output channel.
+    kernel = kernel * (scale if kernel.shape[-1] == scale.shape[0] else scale.reshape(1, 1, -1, 1))
+    return kernel, beta - bn.moving_mean.numpy() * scale
+
+
+def _constant(value):
+    import keras
+
+    return keras.initializers.Constant(np.asarray(value, np.float32))
+
+
+def _depthwise(kernel, bias, strides=1, padding="valid", activation=None, name=None):
+    from keras import layers
+
+    return layers.DepthwiseConv2D(kernel.shape[0], strides=strides, padding=padding, activation=activation,
+                                  depthwise_initializer=_constant(kernel), bias_initializer=_constant(bias),
+                                  name=name)
+
+
+class _Plan:
+    """What to rewrite in one model, decided from its layer names (the reference's module paths)."""
+
+    def __init__(self, model, input_size, names):
+        from ghostnet_tf.layers import GhostModule
+
+        self.model = model
+        self.layers = {layer.name: layer for layer in model.layers}
+        self.applied = []
+        self.fold = ("fold-normalization" in names and input_size is not None
+                     and all(n in self.layers for n in ("preprocessing", "conv_stem.pad", "conv_stem", "bn1", "act1")))
+        ghosts = [l for l in model.layers if isinstance(l, GhostModule) and l.ratio == 2
+                  and 2 * l.init_channels == l.filters]
+        self.fused = {l.name for l in ghosts if "fused-small-ghost" in names
+                      and l.init_channels <= SMALL_GHOST and l.kernel_size == 1 and l.strides == 1}
+        self.late = {l.name for l in ghosts if "late-ghost-concat" in names and l.name not in self.fused
+                     and l.name.endswith(".ghost1") and l.name[: -len(".ghost1")] + ".conv_dw" in self.layers}
+        self.split = {}  # id(tensor) -> (first half, second half) of a concat not yet made
+        self.bn_folded = set()  # BN layers folded into the split depthwise convs before them
+        self.offset = self._stem_offset(input_size) if self.fold else None
+
+    def _stem_offset(self, input_size):
+        """bn1(stem(normalized zero image)) - bn1(0): what the zero border in pixel space leaves out."""
+        layers = self.layers
+        zeros = np.zeros((1, *input_size, 3), np.float32)
+        stem = layers["conv_stem"](layers["conv_stem.pad"](layers["preprocessing"](zeros)))
+        bn = layers["bn1"]
+        return np.asarray(bn(stem, training=False) - bn(np.zeros_like(stem), training=False))[0]
+
+    def call(self, layer, *args, **kwargs):
+        from keras import layers
+
+        name = layer.name
+        if self.fold and name == "preprocessing":
+            self._note("fold-normalization")
+            return args[0]
+        if self.fold and name == "conv_stem":
+            norm = self.layers["preprocessing"]
+            std = np.sqrt(np.reshape(np.asarray(norm.variance), -1))
+            kernel = layer.kernel.numpy() / std[None, None, :, None]
+            return layers.Conv2D(kernel.shape[-1], kernel.shape[0], strides=layer.strides, use_bias=False,
+                                 kernel_initializer=_constant(kernel), name="conv_stem_folded")(args[0])
+        if self.fold and name == "act1":
+            return OffsetReLU(self.offset, name="act1_border")(args[0])
+        if name in self.fused:
+            self._note("fused-small-ghost")
+            return self._fused_ghost(layer, args[0])
+        if name in self.late:
+            self._note("late-ghost-concat")
+            return self._split_ghost(layer, args[0])
+        parts = self.split.get(id(args[0])) if args else None
+        if parts is not None and isinstance(layer, layers.ZeroPadding2D):
+            return self._keep_split(layers.Concatenate(), [layer(p) for p in parts])
+        if parts is not None and isinstance(layer, layers.DepthwiseConv2D):
+            return self._split_depthwise(layer, parts)
+        if name in self.bn_folded:
+            return args[0]
+        return layer(*args, **kwargs)
+
+    def _note(self, rewrite):
+        if rewrite not in self.applied:
+            self.applied.append(rewrite)
+
+    def _keep_split(self, concat, parts):
+        out = concat(parts)
+        self.split[id(out)] = tuple(parts)
+        return out
+
+    def _split_ghost(self, ghost, x):
+        """The ghost module's two halves, BN folded, with a concat that the depthwise conv will replace."""
+        from keras import layers
+
+        activation = "relu" if ghost.use_relu else None
+        if ghost.primary_pad is not None:
+            x = layers.ZeroPadding2D(ghost.primary_pad.padding, name=f"{ghost.name}.pad")(x)
+        kernel, bias = _folded(ghost.primary_conv, ghost.primary_bn)
+        x1 = layers.Conv2D(kernel.shape[-1], kernel.shape[0], strides=ghost.strides, activation=activation,
+                           kernel_initializer=_constant(kernel), bias_initializer=_constant(bias),
+                           name=f"{ghost.name}.primary")(x)
+        kernel, bias = _folded(ghost.cheap_operation, ghost.cheap_bn)
+        x2 = _depthwise(kernel, bias, padding="same", activation=activation, name=f"{ghost.name}.cheap")(x1)
+        return self._keep_split(layers.Concatenate(name=f"{ghost.name}.concat_unused"), [x1, x2])
+
+    def _split_depthwise(self, dw, parts):
+        """The block's stride-2 depthwise conv and its BN (folded) on each half, then the concat."""
+        from keras import layers
+
+        block = dw.name[: -len(".conv_dw")]
+        bn = self.layers[f"{block}.bn_dw"]
+        kernel, shift = _folded(dw, bn)
+        outs, start = [], 0
+        for index, part in enumerate(parts):
+            width = part.shape[-1]
+            outs.append(_depthwise(kernel[:, :, start:start + width], shift[start:start + width], dw.strides,
+                                   name=f"{dw.name}_{index}")(part))
+            start += width
+        self.bn_folded.add(bn.name)
+        return layers.Concatenate(name=f"{block}.concat")(outs)
+
+    def _fused_ghost(self, ghost, x):
+        from keras import layers
+
+        activation = "relu" if ghost.use_relu else None
+        init = ghost.init_channels
+        primary, p_shift = _folded(ghost.primary_conv, ghost.primary_bn)
+        cheap, c_shift = _folded(ghost.cheap_operation, ghost.cheap_bn)
+        conv = layers.Conv2D(2 * init, primary.shape[0], use_bias=True, activation=activation,
+                             kernel_initializer=_constant(np.concatenate([primary, primary], axis=-1)),
+                             bias_initializer=_constant(np.concatenate([p_shift, p_shift])),
+                             name=f"{ghost.name}.fused_conv")
+        identity = np.zeros_like(cheap)
+        identity[cheap.shape[0] // 2, cheap.shape[1] // 2] = 1.0
+        dw = _depthwise(np.concatenate([identity, cheap], axis=2), np.concatenate([np.zeros(init), c_shift]),
+                        padding="same", activation=activation, name=f"{ghost.name}.fused_dw")
+        return dw(conv(x))
+
+
+@functools.cache
+def _offset_relu_class():
+    import keras
+
+    class OffsetReLU(keras.layers.Layer):
+        """relu(x + offset) with a constant (H, W, C) offset: one ADD with the ReLU fused."""
+
+        def __init__(self, offset, **kwargs):
+            super().__init__(**kwargs)
+            self.offset = np.asarray(offset, np.float32)
+
+        def call(self, x):
+            return keras.ops.relu(x + self.offset[None])
+
+    return OffsetReLU
+
+
+def OffsetReLU(offset, name=None):
+    return _offset_relu_class()(offset, name=name)
+
+
+def apply(model, input_size, names):
+    """(the export form of ``model``, the rewrites that applied). Models without GhostNet's layer names
+    (MobileNets, custom models) come back unchanged."""
+    import keras
+
+    if not names:
+        return model, []
+    plan = _Plan(model, input_size, names)
+    if not (plan.fold or plan.fused or plan.late):
+        return model, []
+    rewritten = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=plan.call)
+    return rewritten, plan.applied

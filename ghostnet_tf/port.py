@@ -1,0 +1,48 @@
+"""``ghostnet port``: a checkpoint converted once into Keras weights (.weights.h5) or a whole .keras model.
+
+Above both the builder and the checkpoint reader: it builds a GhostNet and fills it from a state dict."""
+import os
+
+from ghostnet_tf.files import atomic_path
+from ghostnet_tf.model import GhostNet
+from ghostnet_tf.model_v2 import GhostNetV2, GhostNetV3
+from ghostnet_tf.weights import (BUILDERS, IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, first_items,
+                                 infer_classes, infer_family, infer_width, read_checkpoint)
+
+PORT_SUFFIXES = (".weights.h5", ".keras")
+FAMILY_BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}  # weights.BUILDERS
+
+
+def port_checkpoint(src, output, width=None):
+    """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model of the checkpoint's
+    family and form; returns (width, classes, builder name). Written to a temporary file beside `output`, then
+    renamed: never half-written."""
+    output, src = os.fspath(output), os.fspath(src)
+    if not output.lower().endswith(PORT_SUFFIXES):
+        raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ValueError(f"`output`: no such directory {directory!r}")
+    state = read_checkpoint(src)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if "conv_stem.weight" not in shapes or "blocks.9.0.conv.weight" not in shapes:
+        raise ValueError(f"`weights`: {src} is not a GhostNet checkpoint (no conv_stem.weight or "
+                         f"blocks.9.0.conv.weight among its keys {first_items(shapes)})")
+    width = width or infer_width(shapes)
+    if width is None:
+        raise ValueError(f"`width`: cannot tell the width of {src} from its channels; pass --width")
+    classes = infer_classes(shapes) or IMAGENET_CLASSES
+    family, reparameterized = infer_family(shapes)
+    options = {"reparameterized": True} if reparameterized else {}
+    model = FAMILY_BUILDERS[family](width=width, classes=classes, **options)
+    assign_state_dict(model, state, src)
+    with atomic_path(output) as tmp:
+        if output.lower().endswith(".keras"):
+            model.save(tmp)
+        else:
+            model.save_weights(tmp)
+            import h5py
+
+            with h5py.File(tmp, "a") as f:
+                f.attrs[PORT_CONFIG_ATTR] = model.to_json()
+    return width, classes, BUILDERS[family]
