@@ -8,9 +8,7 @@ emulation says nothing about a phone and is never recorded.
 import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import tempfile
 
 import numpy as np
@@ -23,60 +21,6 @@ from ghostnet_tf.runtime import get_runtime, make_interpreter
 GUEST_SCRIPT = os.path.join(os.path.dirname(__file__), "guest.py")
 REGION = re.compile(r"^ghostnet-region (\d+) insns=(\d+) dot=(\d+) mm=(\d+)$", re.M)
 XNNPACK_LINE = "Created TensorFlow Lite XNNPACK delegate"
-PROBE = ("import ctypes; g = ctypes.CDLL(None).getauxval; g.restype = ctypes.c_ulong; "
-         f"print(g({16}), g({26}))")  # AT_HWCAP, AT_HWCAP2
-
-
-def _guest_env(prefix, layout):
-    """A fixed, minimal environment: the count of a run depends on nothing the user's shell happens to set."""
-    return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": layout.site, "QEMU_LD_PREFIX": prefix}
-
-
-def _qemu(setup, core, prefix, args, plugin_log=None, timeout=1800):
-    command = [setup["qemu_path"], "-cpu", core]
-    if plugin_log:
-        command += ["-plugin", setup["layout"].plugin, "-d", "plugin", "-D", plugin_log]
-    command += [setup["layout"].python, *args]
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=_guest_env(prefix, setup["layout"]))
-    except subprocess.TimeoutExpired:
-        raise install.ArmError(f"the emulated run on {core} did not finish within {timeout} s") from None
-
-
-def core_prefix(setup, name):
-    """The guest root for one core: the userland, plus the /proc/cpuinfo and /sys CPU lists of a one-core
-    phone with that core's MIDR and the features qemu gives it. Made once, then reused."""
-    layout = setup["layout"]
-    prefix = os.path.join(layout.cores, name)
-    facts_path = os.path.join(prefix, "core.json")
-    if os.path.exists(facts_path):
-        with open(facts_path, encoding="utf-8") as handle:
-            return prefix, json.load(handle)
-    staging = prefix + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(os.path.join(staging, "sys", "devices", "system", "cpu"))
-    os.makedirs(os.path.join(staging, "proc"))
-    for entry in os.listdir(layout.rootfs):
-        os.symlink(os.path.join(layout.rootfs, entry), os.path.join(staging, entry))
-    for name_ in ("possible", "present", "online"):
-        with open(os.path.join(staging, "sys", "devices", "system", "cpu", name_), "w", encoding="utf-8") as handle:
-            handle.write("0\n")
-    probe = _qemu(setup, name, staging, ["-c", PROBE], timeout=120)
-    if probe.returncode != 0:
-        raise install.ArmError(f"the emulated Python does not start on {name}: {probe.stderr.strip()[-300:]}")
-    hwcap, hwcap2 = (int(v) for v in probe.stdout.split())
-    features = cpus.features(hwcap, hwcap2)
-    with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
-        handle.write(cpus.cpuinfo_text(name, features))
-    facts = {"cpu": name, "midr": f"0x{cpus.CORES[name].midr:08x}", "features": features}
-    with open(os.path.join(staging, "core.json"), "w", encoding="utf-8") as handle:
-        json.dump(facts, handle)
-    shutil.rmtree(prefix, ignore_errors=True)
-    os.replace(staging, prefix)
-    return prefix, facts
-
 
 def parse_regions(log_text, runs, models=1):
     """Instruction counts from the plugin's log, one dict per model: the marker overhead, the first
@@ -117,14 +61,14 @@ def run_models(setup, model_paths, cpu, x, runs=3, use_xnnpack=True):
     """``run_on_core`` for several models on the same input in one emulated process: a list of counts, the
     first model's output, the facts."""
     core = cpus.core(cpu)
-    prefix, facts = core_prefix(setup, core.name)
+    prefix, facts = install.core_prefix(setup, core.name)
     model_path = model_paths[0]
     models = [os.path.abspath(p) for p in model_paths]
     with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
         input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
         log_path = os.path.join(tmp, "plugin.log")
         np.save(input_path, x)
-        done = _qemu(setup, core.name, prefix, [GUEST_SCRIPT, input_path, output_path, str(runs),
+        done = install.run_guest(setup, core.name, prefix, [GUEST_SCRIPT, input_path, output_path, str(runs),
                                                  "1" if use_xnnpack else "0", *models], plugin_log=log_path)
         if done.returncode != 0:
             raise install.ArmError(f"the emulated run of {model_path} on {core.name} failed: "

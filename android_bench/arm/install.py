@@ -5,7 +5,8 @@ What goes where (``~/.cache/ghostnet-tf/arm`` unless ``$GHOSTNET_ARM_CACHE`` say
     site/        the aarch64 wheels of LiteRT (the host's version) and numpy, installed by the host's pip
     counter.so   the qemu TCG plugin that counts guest instructions (built from counter.c against the
                  installed qemu's own plugin header, taken from its Debian source package)
-    cores/NAME/  per emulated core: a prefix with a fake /proc/cpuinfo (see cpus.py), made on first use
+    cores/NAME/  per emulated core: the guest root with a fake /proc/cpuinfo (see cpus.py); Cortex-A76 and
+                 A53 made (and smoke-tested) by the setup, other cores on first use
     setup.json   what was installed, with versions and how long each step took
 
 The faster route was measured against the alternative: debootstrap plus a second stage under emulation
@@ -21,10 +22,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from importlib import resources
 from importlib.metadata import version
 
+from android_bench.arm import cpus
 from ghostnet_tf.files import write_atomic
 
 GUEST_PYTHON = "3.11"
@@ -237,6 +240,72 @@ def _wanted(qemu):
             "plugin_sha256": hashlib.sha256(plugin_source()).hexdigest(), "packages": ARM64_PACKAGES}
 
 
+# Run in each new core's guest: it must start, import LiteRT and numpy, and print the AT_HWCAP (16) and
+# AT_HWCAP2 (26) words qemu hands the emulated core, i.e. its features.
+PROBE = ("import ctypes, numpy, ai_edge_litert.interpreter; g = ctypes.CDLL(None).getauxval; "
+         "g.restype = ctypes.c_ulong; print(g(16), g(26))")
+
+
+def _guest_env(prefix, layout):
+    """A fixed, minimal environment: the count of a run depends on nothing the user's shell happens to set."""
+    return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": layout.site, "QEMU_LD_PREFIX": prefix}
+
+
+def run_guest(setup, core, prefix, args, plugin_log=None, timeout=1800):
+    """The emulated Python on ``core`` with the guest root ``prefix`` (and the counting plugin writing to
+    ``plugin_log``); the finished process."""
+    command = [setup["qemu_path"], "-cpu", core]
+    if plugin_log:
+        command += ["-plugin", setup["layout"].plugin, "-d", "plugin", "-D", plugin_log]
+    command += [setup["layout"].python, *args]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=_guest_env(prefix, setup["layout"]))
+    except subprocess.TimeoutExpired:
+        raise ArmError(f"the emulated run on {core} did not finish within {timeout} s") from None
+
+
+def core_prefix(setup, name):
+    """The guest root for one core: the userland, plus the /proc/cpuinfo and /sys CPU lists of a one-core
+    phone with that core's MIDR and the features qemu gives it. Made once, then reused."""
+    layout = setup["layout"]
+    prefix = os.path.join(layout.cores, name)
+    facts_path = os.path.join(prefix, "core.json")
+    if os.path.exists(facts_path):
+        with open(facts_path, encoding="utf-8") as handle:
+            return prefix, json.load(handle)
+    os.makedirs(layout.cores, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=layout.cores)  # private: two runs may race here
+    try:
+        cpu_dir = os.path.join(staging, "sys", "devices", "system", "cpu")
+        os.makedirs(cpu_dir)
+        os.makedirs(os.path.join(staging, "proc"))
+        for entry in os.listdir(layout.rootfs):
+            os.symlink(os.path.join(layout.rootfs, entry), os.path.join(staging, entry))
+        for listing in ("possible", "present", "online"):
+            with open(os.path.join(cpu_dir, listing), "w", encoding="utf-8") as handle:
+                handle.write("0\n")
+        probe = run_guest(setup, name, staging, ["-c", PROBE], timeout=120)
+        if probe.returncode != 0:
+            raise ArmError(f"the emulated Python does not start on {name}: "
+                                   f"{' | '.join(probe.stderr.strip().splitlines()[-3:])}")
+        features = cpus.features(*(int(v) for v in probe.stdout.split()))
+        with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
+            handle.write(cpus.cpuinfo_text(name, features))
+        facts = {"cpu": name, "midr": f"0x{cpus.CORES[name].midr:08x}", "features": features}
+        with open(os.path.join(staging, "core.json"), "w", encoding="utf-8") as handle:
+            json.dump(facts, handle)
+        try:
+            os.rename(staging, prefix)
+        except OSError:  # another run made it first: theirs is the same
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with open(facts_path, encoding="utf-8") as handle:
+        return prefix, json.load(handle)
+
+
 def load(cache=None):
     """The set-up cache's manifest (with ``layout``); SetupError telling how to set it up otherwise."""
     layout = Layout(os.path.abspath(cache or default_cache()))
@@ -293,5 +362,9 @@ def setup(cache=None, log=print):
     manifest = {**wanted, "guest_python": GUEST_PYTHON, "wheel_platform": WHEEL_PLATFORM, "seconds": seconds}
     write_atomic(layout.manifest, json.dumps(manifest, indent=2).encode())
     shutil.rmtree(work, ignore_errors=True)
+    current = load(layout.root)
+    # The smoke test: the emulated Python starts on the default cores and imports LiteRT.
+    step("emulated Cortex-A76 and Cortex-A53 (LiteRT imports)",
+         lambda: [core_prefix(current, name) for name in ("cortex-a76", "cortex-a53")])
     log(f"arm setup: complete in {time.perf_counter() - started:.0f} s ({layout.root})")
-    return load(layout.root)
+    return current
