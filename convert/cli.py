@@ -57,8 +57,23 @@ def register(sub):
     _add_model_arguments(p, required=False)
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
     p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--crop-pct", type=_crop_pct, metavar="F",
+                   help="evaluation crop as a fraction of the short side (default: the one a `ghostnet train` model "
+                        "records, else ImageNet's 0.875; 1 = the whole image, e.g. for 32x32 CIFAR at 32)")
     _add_json_arguments(p)
     p.set_defaults(func=eval_command, tensorflow=True)
+
+
+def _crop_pct(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
 
 
 def _check_paths(args, inputs, outputs):
@@ -124,5 +139,5 @@ def eval_command(args):
         model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
                                     args.import_module)
     report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
-                      input_size=args.input_size, show_progress=not args.no_progress)
+                      input_size=args.input_size, show_progress=not args.no_progress, crop_pct=args.crop_pct)
     _emit(report, args, format_evaluation)

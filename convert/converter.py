@@ -12,7 +12,7 @@ from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-from ghostnet_tf.preprocessing import model_inputs
+from ghostnet_tf.preprocessing import model_inputs, model_transform
 
 
 @dataclass
@@ -139,7 +139,8 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
                "rewrites": applied}
     representative_dataset = None
     if quantize == "int8":
-        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress)
+        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
+                              model_transform(model, size))
         inputs, anchored = calibration_inputs(images.images, pixels)
         details["calibration"] = {**images.describe(), "range_anchored": anchored}
 

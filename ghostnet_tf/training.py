@@ -372,6 +372,14 @@ def _recorder_class():
             self.run = run
 
         def on_epoch_begin(self, epoch, logs=None):
+            # Dropout draws from seed-generator variables whose saved state does not bring back the stream;
+            # re-seed them from (seed, epoch) so a resumed epoch drops exactly the units it would have.
+            for variable in self.model.variables:
+                if "seed_generator_state" in variable.path:
+                    value = np.asarray(variable)
+                    value[...] = 0
+                    value.flat[0] = (self.run.config.seed * SHUFFLE_SEED_STRIDE + epoch) % (2 ** 31 - 1)
+                    variable.assign(value)
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -386,6 +394,7 @@ class Run:
         self.train_count, self.steps_per_epoch = train_count, steps_per_epoch
         self.history = list(history or [])
         self.show = show
+        self.skipped = 0
 
     @property
     def best(self):
@@ -427,7 +436,7 @@ class Run:
         best = self.best
         return {"config": {**asdict(self.config), "input_size": list(self.config.input_size)},
                 "transform": self.transform.to_json(), "train_images": self.train_count,
-                "steps_per_epoch": self.steps_per_epoch, "epochs_done": len(self.history),
+                "steps_per_epoch": self.steps_per_epoch, "skipped": self.skipped, "epochs_done": len(self.history),
                 "complete": len(self.history) >= self.config.epochs,
                 "best_epoch": best["epoch"] if best else None,
                 "wall_seconds": round(sum(r["seconds"] for r in self.history), 1),
@@ -513,6 +522,9 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
         raise ValueError(f"--weights: no such file: {config.weights!r}")
 
     strategy = configure_devices(config.devices)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)  # initial weights and dropout: the same run every time
     steps = len(train_set) // config.batch_size
     first_epoch = len(history)
     with strategy.scope():
@@ -530,7 +542,8 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
                             config.epochs)
     val_ds = make_dataset(val_set, transform, config.batch_size, classes, False) if val_set is not None else None
     run = Run(config, paths, transform, len(train_set), steps, history, show)
-    skipped = train_set.skipped + (val_set.skipped if val_set is not None else 0)
+    skipped = samples.skipped + (val_set.skipped if config.val else 0)
+    run.skipped = skipped
     show(f"training {model.name} ({config.width}x, {transform.size[0]}x{transform.size[1]}, crop {transform.crop_pct:g}, "
          f"{transform.interpolation}) on {len(train_set)} images of {classes} classes"
          + (f", validating on {len(val_set)}" if val_set is not None else "")
@@ -543,7 +556,4 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
     model.fit(train_ds, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
               validation_data=val_ds, callbacks=[_recorder_class()(run)],
               verbose=(1 if sys.stdout.isatty() else 2) if show_progress else 0)
-    report = run.report()
-    report["skipped"] = skipped
-    run.write_report()
-    return report
+    return run.report()
