@@ -30,7 +30,7 @@ def register(sub):
                                    "measure its fidelity against the Keras float model.")
     _add_model_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.tflite", help="where to write the model")
-    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ)")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ); int16x8: int16 activations, int8 weights")
     p.add_argument("--io", choices=IO_TYPES, help="int8 input/output tensor type (default int8; float modes: float32)")
     p.add_argument("--calibration", metavar="DIR|FILE",
                    help="calibration images: a folder (JPEG/PNG, recursive) or .npy/.npz (N,H,W,3) in [0,255]; "
@@ -113,7 +113,7 @@ def convert_command(args):
     rewrite = parse_rewrites(args.rewrite, args.quantize)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
                  {"--output": args.output, "--report": args.report})
-    if args.quantize == "int8" and args.calibration is None:
+    if args.quantize in ("int8", "int16x8") and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
     model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,

@@ -21,7 +21,7 @@ import numpy as np
 
 PER_CLASS_EVAL = 100  # 1,000 test images in the fixture
 PER_CLASS_CALIBRATION = 20  # 200 training images
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+PRECISIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
 
 
 def class_images(folder, per_class, transform, offset=0):
@@ -95,7 +95,7 @@ def table(args):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, f"{precision}.tflite")
             report = convert_and_verify(model, path, quantize=precision,
-                                        calibration=calibration if precision == "int8" else None,
+                                        calibration=calibration if precision in ("int8", "int16x8") else None,
                                         calibration_steps=len(calibration), eval_images=test[-32:],
                                         show_progress=False)
             outputs = predict(make_interpreter(model_path=path, num_threads=2), test.astype(np.float32))
