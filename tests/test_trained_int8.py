@@ -19,11 +19,13 @@ from conftest import FIXTURES
 WEIGHTS = FIXTURES / "cifar10_ghostnet_100.safetensors"
 TEST_SET = FIXTURES / "cifar10_test_1000.npz"
 CALIBRATION = FIXTURES / "cifar10_calibration_200.npz"
-# Measured on these fixtures (README, "int8 on a trained GhostNet"); the bounds leave room for the
-# converter's run-to-run noise, not for a regression.
-FLOAT_TOP1 = None
-MAX_DROP = None
-MIN_AGREEMENT = None
+# Measured on these fixtures with TF 2.21 (README, "int8 on a trained GhostNet"): float 71.6 %, int8 70.9 %
+# (drop 0.7 points), top-1 agreement 96.5 %, SQNR 23.4 dB. The conversion is deterministic; the bounds leave
+# about 3 images of room for other TensorFlow versions, not for a regression.
+FLOAT_TOP1 = 71.6
+MAX_DROP = 1.0
+MIN_AGREEMENT = 95.5
+MIN_SQNR_DB = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_trained_model_keeps_its_accuracy_in_int8(trained, tmp_path):
     model, images, labels = trained
     assert model.ghostnet_transform.crop_pct == 1.0  # 32x32 CIFAR images are taken whole
     float_top1 = 100 * np.mean(model.predict(images, batch_size=250, verbose=0).argmax(1) == labels)
-    assert float_top1 == pytest.approx(FLOAT_TOP1, abs=0.01)
+    assert float_top1 == pytest.approx(FLOAT_TOP1, abs=0.2)  # the trained weights, not near-uniform ones
 
     path = tmp_path / "int8.tflite"
     report = convert_and_verify(model, path, quantize="int8", calibration=str(CALIBRATION), calibration_steps=200,
@@ -56,6 +58,7 @@ def test_trained_model_keeps_its_accuracy_in_int8(trained, tmp_path):
     assert not [w for w in report["warnings"] if "cannot be judged" in w or "fidelity" in w]
     assert report["fidelity"]["images"] == 1000
     assert report["fidelity"]["top1_agreement_pct"] >= MIN_AGREEMENT
+    assert report["fidelity"]["sqnr_db"] >= MIN_SQNR_DB
 
     outputs = predict(make_interpreter(model_path=str(path), num_threads=2), images)
     int8_top1 = 100 * np.mean(outputs.argmax(1) == labels)

@@ -52,7 +52,7 @@ def fixtures(args):
     from ghostnet_tf.weights import state_dict_from_model
 
     model, transform = load(args.model)
-    state = {k: np.asarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
+    state = {k: np.ascontiguousarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
               metadata={"transform": json.dumps(transform.to_json()), "source": os.path.basename(args.model)})
     images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, transform)
