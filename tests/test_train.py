@@ -65,7 +65,7 @@ def test_train_writes_model_checkpoints_log_and_report(full_run, capsys):
     assert [row["epoch"] for row in report["history"]] == [1, 2]
     for row in report["history"]:
         assert np.isfinite(row["loss"]) and 0 <= row["val_accuracy"] <= 1
-        assert row["seconds"] > 0 and row["images_per_s"] == pytest.approx(16 / row["seconds"], rel=0.02)
+        assert row["seconds"] > 0 and row["images_per_s"] == pytest.approx(16 / row["seconds"], rel=0.02, abs=0.06)
     # Warm-up over epoch 1 (2 steps) to the peak 2e-3, then cosine down to 1 % of it at the last step.
     assert report["history"][0]["lr"] == pytest.approx(2e-3, rel=1e-5)
     assert report["history"][1]["lr"] == pytest.approx(2e-5, rel=1e-3)
