@@ -89,6 +89,10 @@ def table(args):
     model, transform = load(args.model)
     test, labels, _ = class_images(os.path.join(args.data, "test"), None, transform)
     calibration, _, _ = class_images(os.path.join(args.data, "train"), args.calibration_count // 10, transform)
+    if args.synthetic:  # the converter's built-in synthetic images instead of CIFAR-10 training images
+        from convert.calibration import CALIBRATION_SEED, synthetic_images
+
+        calibration = synthetic_images(args.calibration_count, transform.size, CALIBRATION_SEED, transform).images
     reference = np.asarray(model.predict(test.astype(np.float32), batch_size=250, verbose=0))
     rows = [{"precision": "Keras float", "top1_pct": 100 * float(np.mean(reference.argmax(1) == labels))}]
     for precision in args.precisions.split(","):
@@ -133,6 +137,7 @@ def main():
     p.add_argument("--model", required=True)
     p.add_argument("--calibration-count", type=int, default=200)
     p.add_argument("--precisions", default=",".join(PRECISIONS))
+    p.add_argument("--synthetic", action="store_true", help="calibrate on the built-in synthetic images")
     p.add_argument("--out", default="cifar10_table.json")
     p.set_defaults(func=table)
     args = parser.parse_args()
