@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ghostnet_tf.files import atomic_path, check_writable, write_atomic
-from ghostnet_tf.preprocessing import (IMAGE_EXTENSIONS, Transform, default_crop_pct, find_images, read_transform,
+from ghostnet_tf.preprocessing import (Transform, default_crop_pct, find_images, read_transform,
                                        transform_image, write_transform)
 
 WARMUP_EPOCHS = 1.0
