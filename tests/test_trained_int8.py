@@ -19,11 +19,11 @@ from conftest import FIXTURES
 WEIGHTS = FIXTURES / "cifar10_ghostnet_100.safetensors"
 TEST_SET = FIXTURES / "cifar10_test_1000.npz"
 CALIBRATION = FIXTURES / "cifar10_calibration_200.npz"
-# Measured on these fixtures with TF 2.21 (README, "int8 on a trained GhostNet"): float 71.6 %, int8 70.9 %
-# (drop 0.7 points), top-1 agreement 96.5 %, SQNR 23.4 dB. The conversion is deterministic; the bounds leave
-# about 3 images of room for other TensorFlow versions, not for a regression.
-FLOAT_TOP1 = 71.6
-MAX_DROP = 1.0
+# Measured on these fixtures with TF 2.21 (README, "int8 on a trained GhostNet"): float 77.2 %, int8 76.0 %
+# (drop 1.2 points on these 1,000 images; 0.27 on the 10,000), top-1 agreement 96.5 %, SQNR 24.3 dB. The
+# conversion is deterministic; the bounds leave about 3 images of room for other TensorFlow versions.
+FLOAT_TOP1 = 77.2
+MAX_DROP = 1.5
 MIN_AGREEMENT = 95.5
 MIN_SQNR_DB = 20.0
 
