@@ -8,7 +8,8 @@ Python API (imported on first use, so the ``ghostnet`` CLI starts without Tensor
 """
 import importlib
 
-QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+CALIBRATED_MODES = ("int8", "int16x8")  # the modes that quantize activations, from calibration images
 IO_TYPES = ("int8", "uint8", "float32")
 # Defaults of the API and of `ghostnet convert`, defined here so the CLI reads them without TensorFlow.
 DEFAULT_CALIBRATION_STEPS = 100

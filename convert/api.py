@@ -6,7 +6,7 @@ from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, debugging, ve
 from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import convert_model, input_size_of
 from convert.report import fidelity_warnings
-from ghostnet_tf.preprocessing import model_inputs
+from ghostnet_tf.preprocessing import model_inputs, model_transform
 from ghostnet_tf.runtime import get_runtime
 
 
@@ -42,7 +42,8 @@ def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DE
             content = f.read()
     size = input_size_of(keras_model, input_size)
     pixels = takes_pixels(keras_model)
-    images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress)
+    images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
+                          model_transform(keras_model, size))
     audit = audit or verify.audit(content, quantize)
     return {
         "audit": audit,
@@ -73,8 +74,9 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()
     # Every input is read before the converter runs, so a bad --eval-images never leaves a written model.
-    held_out = image_source(eval_images, input_size_of(model, input_size), eval_count, "--eval-images",
-                            EVALUATION_SEED, show_progress)
+    size = input_size_of(model, input_size)
+    held_out = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
+                            model_transform(model, size))
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
                                show_progress, rewrite)
     with open(conversion.path, "rb") as f:

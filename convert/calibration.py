@@ -46,8 +46,9 @@ def _layer_inputs(layer):
     return inputs if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def load_folder(directory, size, limit, arg, show_progress=True):
-    """Up to ``limit`` readable images of ``directory`` in sorted order; corrupt files are skipped and counted."""
+def load_folder(directory, size, limit, arg, show_progress=True, transform=None):
+    """Up to ``limit`` readable images of ``directory`` in sorted order, prepared by ``transform`` (default:
+    ImageNet's evaluation transform); corrupt files are skipped and counted."""
     paths = find_images(directory)
     if not paths:
         raise ValueError(f"{arg}: no JPEG/PNG images found in {directory!r}")
@@ -58,7 +59,7 @@ def load_folder(directory, size, limit, arg, show_progress=True):
         if len(images) == wanted:
             break
         try:
-            images.append(load_image(path, size))
+            images.append(load_image(path, size, transform))
             bar.step()
         except ValueError:
             skipped += 1
@@ -107,26 +108,27 @@ def check_images(array, size, arg):
     return array
 
 
-def synthetic_images(count, size, seed):
+def synthetic_images(count, size, seed, transform=None):
     """Deterministic natural-ish images (``synthetic_photo``), larger than ``size`` and not square so the
     crop path runs, prepared like real photos."""
     rng = np.random.default_rng(seed)
     raw_h, raw_w = int(size[0] / 0.8) + 16, int(size[1] / 0.7) + 16
-    return ImageSet(np.stack([resize_and_crop(synthetic_photo(rng, raw_h, raw_w), size) for _ in range(count)]),
+    return ImageSet(np.stack([resize_and_crop(synthetic_photo(rng, raw_h, raw_w), size, transform) for _ in range(count)]),
                     "built-in")
 
 
-def image_source(spec, size, limit, arg, seed, show_progress=True):
-    """Images from ``spec`` (None -> built-in synthetic set of ``limit`` images, folder, .npy/.npz file)."""
+def image_source(spec, size, limit, arg, seed, show_progress=True, transform=None):
+    """Images from ``spec`` (None -> built-in synthetic set of ``limit`` images, folder, .npy/.npz file);
+    files and synthetic images are prepared by ``transform`` (a model's ``model_transform``), arrays are taken as they are."""
     if spec is None:
-        return synthetic_images(limit, size, seed)
+        return synthetic_images(limit, size, seed, transform)
     if isinstance(spec, ImageSet):
         return spec
     if isinstance(spec, np.ndarray):
         return ImageSet(check_images(spec, size, arg)[:limit or None], "array")
     path = os.fspath(spec)
     if os.path.isdir(path):
-        return load_folder(path, size, limit, arg, show_progress)
+        return load_folder(path, size, limit, arg, show_progress, transform)
     if not os.path.exists(path):
         raise ValueError(f"{arg}: no such file or directory: {path!r}")
     if path.lower().endswith((".npy", ".npz")):

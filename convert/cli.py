@@ -32,7 +32,7 @@ def register(sub):
                                    "measure its fidelity against the Keras float model.")
     _add_model_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.tflite", help="where to write the model")
-    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ)")
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ); int16x8: int16 activations, int8 weights")
     p.add_argument("--io", choices=IO_TYPES, help="int8 input/output tensor type (default int8; float modes: float32)")
     p.add_argument("--calibration", metavar="DIR|FILE",
                    help="calibration images: a folder (JPEG/PNG, recursive) or .npy/.npz (N,H,W,3) in [0,255]; "
@@ -59,8 +59,23 @@ def register(sub):
     _add_model_arguments(p, required=False)
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
     p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--crop-pct", type=_crop_pct, metavar="F",
+                   help="evaluation crop as a fraction of the short side (default: the one a `ghostnet train` model "
+                        "records, else ImageNet's 0.875; 1 = the whole image, e.g. for 32x32 CIFAR at 32)")
     _add_json_arguments(p)
     p.set_defaults(func=eval_command, tensorflow=True)
+
+
+def _crop_pct(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
 
 
 def _check_paths(args, inputs, outputs):
@@ -100,7 +115,7 @@ def convert_command(args):
     rewrite = parse_rewrites(args.rewrite, args.quantize)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
                  {"--output": args.output, "--report": args.report})
-    if args.quantize == "int8" and args.calibration is None:
+    if args.quantize in ("int8", "int16x8") and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
     model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
@@ -126,5 +141,5 @@ def eval_command(args):
         model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
                                     args.import_module, args.family)
     report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
-                      input_size=args.input_size, show_progress=not args.no_progress)
+                      input_size=args.input_size, show_progress=not args.no_progress, crop_pct=args.crop_pct)
     _emit(report, args, format_evaluation)

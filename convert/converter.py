@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, rewrites
+from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, rewrites
 from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-from ghostnet_tf.preprocessing import model_inputs
+from ghostnet_tf.preprocessing import model_inputs, model_transform
 
 
 @dataclass
@@ -83,6 +83,9 @@ def configure(converter, quantize, io, representative_dataset):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int16x8":  # int16 activations, int8 weights: TFLite's 16x8 kernels, float32 in and out
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if quantize == "int8":
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -138,8 +141,9 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
     details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None,
                "rewrites": applied}
     representative_dataset = None
-    if quantize == "int8":
-        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress)
+    if quantize in CALIBRATED_MODES:
+        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
+                              model_transform(model, size))
         inputs, anchored = calibration_inputs(images.images, pixels)
         details["calibration"] = {**images.describe(), "range_anchored": anchored}
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import calibration_inputs, configure, export_saved_model
-from ghostnet_tf.preprocessing import model_inputs
+from ghostnet_tf.preprocessing import model_inputs, model_transform
 
 
 def per_layer_errors(model, input_size, calibration, calibration_steps, eval_images, eval_count,
@@ -21,11 +21,12 @@ def per_layer_errors(model, input_size, calibration, calibration_steps, eval_ima
     import tensorflow as tf
 
     pixels = takes_pixels(model)
+    transform = model_transform(model, input_size)
     calibration_set = image_source(calibration, input_size, calibration_steps, "--calibration", CALIBRATION_SEED,
-                                   show_progress)
+                                   show_progress, transform)
     inputs, _ = calibration_inputs(calibration_set.images, pixels)
     held_out = model_inputs(image_source(eval_images, input_size, eval_count, "--eval-images", EVALUATION_SEED,
-                                         show_progress).images, pixels)
+                                         show_progress, transform).images, pixels)
 
     def dataset(samples):
         return lambda: ([sample[None]] for sample in samples)

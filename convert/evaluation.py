@@ -7,7 +7,7 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
-from ghostnet_tf.preprocessing import find_images, load_image, model_inputs
+from ghostnet_tf.preprocessing import Transform, find_images, load_image, model_inputs, model_transform
 from ghostnet_tf.runtime import make_interpreter
 
 BATCH = 32
@@ -55,7 +55,8 @@ def _top_ties(scores):
     return int(np.sum(np.sum(scores == scores.max(axis=1, keepdims=True), axis=1) > 1))
 
 
-def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True):
+def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True,
+             crop_pct=None):
     """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA; the .tflite model alone is fed
     the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise.
     A tie for the top score is a miss; ``top1_ties`` counts the images whose top score tied."""
@@ -77,12 +78,16 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
 
         size = input_size_of(model, input_size)
         pixels = takes_pixels(model)
+        transform = model_transform(model, size)
     else:
         shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
         if len(shape) != 4 or shape[3] != 3:
             raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
         size = tuple(shape[1:3])
         pixels = True
+        transform = Transform(size)
+    if crop_pct is not None:
+        transform = Transform(size, crop_pct, transform.interpolation)
     outputs = {"keras": [], "tflite": []}
     kept, skipped = [], 0
     batch, batch_labels = [], []
@@ -99,7 +104,7 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
 
     for path, label in progress(samples, len(samples), "evaluating", enabled=show_progress):
         try:
-            batch.append(load_image(path, size))
+            batch.append(load_image(path, size, transform))
         except ValueError:
             skipped += 1
             continue
@@ -112,7 +117,7 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         raise ValueError(f"DATA: none of the {skipped} images in {data!r} could be decoded")
 
     report = {"data": os.fspath(data), "images": len(kept), "skipped": skipped, "classes": classes,
-              "input_size": list(size), "models": []}
+              "input_size": list(size), "transform": transform.to_json(), "models": []}
     for kind, name in (("keras", model.name if model is not None else None), ("tflite", tflite)):
         if not outputs[kind]:
             continue

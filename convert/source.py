@@ -45,4 +45,7 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for bad files and unknown layers
         raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
+    from ghostnet_tf.preprocessing import read_transform
+
+    model.ghostnet_transform = read_transform(path)  # how it was trained to see images, if it says
     return model, {"name": model.name, "keras_model": path}

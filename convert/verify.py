@@ -152,14 +152,20 @@ def fidelity(content, keras_model, inputs, show_progress=True):
     """Converted vs Keras float outputs on the same inputs (the model's float domain)."""
     reference = np.asarray(keras_model.predict(inputs, batch_size=16, verbose=0), np.float64)
     interpreter = make_interpreter(model_content=content, num_threads=2)
-    converted = predict(interpreter, inputs, show_progress, "comparing with Keras").astype(np.float64)
-    reference, converted = reference.reshape(len(inputs), -1), converted.reshape(len(inputs), -1)
+    converted = predict(interpreter, inputs, show_progress, "comparing with Keras")
+    return compare_outputs(reference, converted)
+
+
+def compare_outputs(reference, converted):
+    """Fidelity figures of converted outputs against the float model's, (N, ...) each."""
+    reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    converted = np.asarray(converted, np.float64).reshape(len(converted), -1)
     error = converted - reference
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(converted, axis=1)
     cosine = np.sum(reference * converted, axis=1) / np.maximum(norms, 1e-30)
     noise = float(np.sum(error ** 2))
     return {
-        "images": len(inputs),
+        "images": len(reference),
         "top1_agreement_pct": float(100.0 * np.mean(reference.argmax(1) == converted.argmax(1))),
         "cosine_mean": float(cosine.mean()),
         "max_abs_error": float(np.abs(error).max()),

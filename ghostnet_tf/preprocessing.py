@@ -1,7 +1,9 @@
 """ImageNet input normalization and evaluation image loading: the one definition used inside the model,
 outside it, by the converter's calibration and by ``ghostnet eval``."""
+import json
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,33 +55,117 @@ def find_images(directory):
     return sorted(paths)
 
 
-def resize_and_crop(image, size):
-    """RGB image (H, W, 3) in [0, 255] -> float32 (height, width, 3) of whole numbers in [0, 255].
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
+# Where a model's evaluation transform is stored: a member of the .keras zip archive (Keras ignores it).
+TRANSFORM_MEMBER = "ghostnet_transform.json"
 
-    Keeps the aspect ratio, scales so the image covers ``size / CROP_PCT`` (the short side goes to
-    256 for 224), bicubic with antialiasing like PIL, then takes the center crop of ``size``.
+
+@dataclass(frozen=True)
+class Transform:
+    """How a model's evaluation images are prepared: scale so that the crop is ``crop_pct`` of the short side,
+    resize with ``interpolation``, centre-crop ``size`` (height, width). ImageNet GhostNet: 224, 0.875, bicubic;
+    a model trained on 32x32 CIFAR images at 32x32: crop_pct 1.0 (the image as it is)."""
+    size: tuple
+    crop_pct: float = CROP_PCT
+    interpolation: str = "bicubic"
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"Transform: size must be (height, width), got {self.size!r}")
+        if not 0.0 < float(self.crop_pct) <= 1.0:
+            raise ValueError(f"Transform: crop_pct must be in (0, 1], got {self.crop_pct!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"Transform: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                             f"got {self.interpolation!r}")
+
+    def to_json(self):
+        return {"size": list(self.size), "crop_pct": float(self.crop_pct), "interpolation": self.interpolation}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(tuple(data["size"]), float(data["crop_pct"]), str(data["interpolation"]))
+
+
+def default_crop_pct(size):
+    """ImageNet's 0.875 for photo-sized inputs; the whole image for thumbnails (CIFAR's 32x32 would be zoomed)."""
+    return CROP_PCT if min(size) >= 96 else 1.0
+
+
+def write_transform(path, transform):
+    """Record ``transform`` inside the .keras file ``path`` (an extra zip member)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(TRANSFORM_MEMBER, json.dumps(transform.to_json()))
+
+
+def read_transform(path):
+    """The Transform stored in a .keras file by ``write_transform``, or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if TRANSFORM_MEMBER not in archive.namelist():
+                return None
+            return Transform.from_json(json.loads(archive.read(TRANSFORM_MEMBER)))
+    except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def model_transform(model, size):
+    """The evaluation transform of a Keras model: the one it carries (``ghostnet_transform``, set when it was
+    trained or loaded from a file that records one) or ImageNet's for ``size``."""
+    transform = getattr(model, "ghostnet_transform", None)
+    if transform is not None and tuple(transform.size) == tuple(size):
+        return transform
+    return Transform(tuple(size))
+
+
+def transform_image(image, transform):
+    """TensorFlow op (eager or inside tf.data): RGB image (H, W, 3) -> float32 ``transform.size`` crop.
+
+    Keeps the aspect ratio, scales so the image covers ``size / crop_pct`` (the short side goes to 256 for
+    224 at 0.875), resizes (bicubic with antialiasing like PIL by default), then takes the centre crop.
     Rounded and clipped like an 8-bit camera frame, so it is also what a phone app would feed.
     """
     import tensorflow as tf
 
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-        raise ValueError(f"resize_and_crop: expected an RGB image (H, W, 3), got shape {image.shape}")
-    if max(image.shape[:2]) > MAX_ASPECT_RATIO * min(image.shape[:2]):
-        raise ValueError(f"resize_and_crop: a {image.shape[0]}x{image.shape[1]} image is not a photo (aspect ratio "
+    height, width = transform.size
+    scale_h = math.floor(height / transform.crop_pct)
+    scale_w = math.floor(width / transform.crop_pct)
+    shape = tf.cast(tf.shape(image)[:2], tf.float64)
+    ratio = tf.maximum(scale_h / shape[0], scale_w / shape[1])
+    new_h = tf.maximum(scale_h, tf.cast(tf.floor(shape[0] * ratio), tf.int32))
+    new_w = tf.maximum(scale_w, tf.cast(tf.floor(shape[1] * ratio), tf.int32))
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]),
+                              method=transform.interpolation, antialias=transform.interpolation != "nearest")
+    top = tf.cast(tf.round(tf.cast(new_h - height, tf.float64) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(new_w - width, tf.float64) / 2.0), tf.int32)
+    crop = tf.slice(resized, tf.stack([top, left, 0]), [height, width, 3])
+    return tf.clip_by_value(tf.round(crop), 0.0, 255.0)
+
+
+def check_photo(shape, where="resize_and_crop"):
+    if len(shape) != 3 or shape[-1] != 3 or min(shape[:2]) < 1:
+        raise ValueError(f"{where}: expected an RGB image (H, W, 3), got shape {tuple(shape)}")
+    if max(shape[:2]) > MAX_ASPECT_RATIO * min(shape[:2]):
+        raise ValueError(f"{where}: a {shape[0]}x{shape[1]} image is not a photo (aspect ratio "
                          f"beyond {MAX_ASPECT_RATIO}:1); its centre crop would need a huge intermediate")
-    height, width = size
-    scale_h, scale_w = math.floor(height / CROP_PCT), math.floor(width / CROP_PCT)
-    ratio = max(scale_h / image.shape[0], scale_w / image.shape[1])
-    new_h = max(scale_h, int(image.shape[0] * ratio))
-    new_w = max(scale_w, int(image.shape[1] * ratio))
-    resized = tf.image.resize(tf.cast(image, tf.float32), (new_h, new_w), method="bicubic", antialias=True)
-    top, left = int(round((new_h - height) / 2.0)), int(round((new_w - width) / 2.0))
-    crop = resized[top:top + height, left:left + width].numpy()
-    return np.clip(np.round(crop), 0.0, 255.0).astype(np.float32)
 
 
-def load_image(path, size):
+def resize_and_crop(image, size, transform=None):
+    """RGB image (H, W, 3) in [0, 255] -> float32 (height, width, 3) of whole numbers in [0, 255], by
+    ``transform`` (default: ImageNet's evaluation transform for ``size``); see ``transform_image``."""
+    image = np.asarray(image)
+    check_photo(image.shape)
+    transform = transform or Transform(tuple(size))
+    if tuple(transform.size) != tuple(size):
+        raise ValueError(f"resize_and_crop: transform size {transform.size} is not {tuple(size)}")
+    return transform_image(image, transform).numpy().astype(np.float32)
+
+
+def load_image(path, size, transform=None):
     """Decode a JPEG/PNG file to RGB and apply ``resize_and_crop``; ValueError naming the file if unreadable."""
     import tensorflow as tf
 
@@ -87,7 +173,7 @@ def load_image(path, size):
         with open(path, "rb") as f:
             data = f.read()
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
-        return resize_and_crop(image.numpy(), size)
+        return resize_and_crop(image.numpy(), size, transform)
     except (OSError, ValueError, tf.errors.OpError) as exc:
         raise ValueError(f"cannot read image {path}: {first_line(exc)}") from None
 

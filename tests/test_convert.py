@@ -439,3 +439,18 @@ def test_atomic_write_errors_name_the_users_path(tmp_path):
             raise OSError(f"cannot save {tmp}: disk full")
     assert str(info.value) == f"cannot save {target}: disk full"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int16x8_mode_keeps_int16_activations(tiny_model, tmp_path):
+    """--quantize int16x8: int8 weights, int16 activations (TFLite's 16x8 kernels), float input and output."""
+    from convert.api import convert_and_verify
+    from ghostnet_tf.runtime import make_interpreter
+
+    path = tmp_path / "m16.tflite"
+    report = convert_and_verify(tiny_model(), path, quantize="int16x8", calibration_steps=8, eval_count=8,
+                                show_progress=False)
+    assert report["quantize"] == "int16x8" and report["calibration"]["count"] == 8
+    details = make_interpreter(model_path=str(path)).get_tensor_details()
+    dtypes = {str(np.dtype(d["dtype"])) for d in details}
+    assert "int16" in dtypes and "int8" in dtypes  # activations and weights
+    assert report["fidelity"]["top1_agreement_pct"] == 100.0 and report["fidelity"]["sqnr_db"] > 30

@@ -1,0 +1,198 @@
+"""``ghostnet train`` on a tiny generated folder: a run, an interrupted run resumed, two logical CPU devices
+under MirroredStrategy, the evaluation transform carried by the model, and bad inputs."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from ghostnet_tf.cli import main
+from ghostnet_tf.preprocessing import TRANSFORM_MEMBER, Transform, read_transform, resize_and_crop
+
+WIDTH = "0.25"  # the smallest useful GhostNet: the tests exercise the loop, not the accuracy
+CLASSES = ("red", "green", "blue")
+COMMON = ["--width", WIDTH, "--input-size", "32", "--batch-size", "8", "--no-progress", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, write_image):
+    """3 class folders x 8 images of 36x40 pixels, each class tinted by its colour; one corrupt file."""
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir()
+        for i in range(8):
+            image = rng.integers(0, 120, (36, 40, 3))
+            image[..., label] += 120
+            write_image(root / name / f"{i}.{'png' if i % 2 else 'jpg'}", image)
+    (root / "green" / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
+def run(*argv):
+    return main([str(a) for a in argv])
+
+
+def weights_of(path):
+    import keras
+
+    import ghostnet_tf.layers  # noqa: F401
+    from ghostnet_tf.training import load_model
+
+    return [np.asarray(w) for w in load_model(str(path)).weights], keras
+
+
+@pytest.fixture(scope="module")
+def full_run(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "m.keras"
+    assert run("train", folder, "-o", out, "--epochs", "2", "--val-split", "0.25", *COMMON) == 0
+    return out
+
+
+def test_train_writes_model_checkpoints_log_and_report(full_run, capsys):
+    out = full_run
+    stem = str(out)[:-len(".keras")]
+    for path in (out, f"{stem}.last.keras", f"{stem}.log.csv", f"{stem}.report.json"):
+        assert os.path.isfile(path), path
+    report = json.loads(open(f"{stem}.report.json").read())
+    # 24 readable images, 25 % of each class held out: 18 train, 6 val; batch 8 -> 2 steps per epoch.
+    assert report["train_images"] == 18 and report["steps_per_epoch"] == 2
+    assert report["epochs_done"] == 2 and report["complete"] and report["skipped"] == 1  # broken.jpg
+    assert [row["epoch"] for row in report["history"]] == [1, 2]
+    for row in report["history"]:
+        assert np.isfinite(row["loss"]) and 0 <= row["val_accuracy"] <= 1
+        assert row["seconds"] > 0 and row["images_per_s"] == pytest.approx(16 / row["seconds"], rel=0.02, abs=0.06)
+    # Warm-up over epoch 1 (2 steps) to the peak 2e-3, then cosine down to 1 % of it at the last step.
+    assert report["history"][0]["lr"] == pytest.approx(2e-3, rel=1e-5)
+    assert report["history"][1]["lr"] == pytest.approx(2e-5, rel=1e-3)
+    with open(f"{stem}.log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["loss"]) for r in rows] == pytest.approx([r["loss"] for r in report["history"]])
+    best = max(report["history"], key=lambda r: (r["val_accuracy"], -r["epoch"]))
+    assert report["best_epoch"] == best["epoch"]
+    assert read_transform(out) == Transform((32, 32), 1.0, "bicubic")
+
+
+def test_model_carries_its_transform_into_eval(full_run, folder):
+    """`ghostnet eval --keras-model` of a trained 32x32 model sees the whole 36x40 image (crop 1), not
+    ImageNet's 87.5 % centre crop."""
+    from convert.evaluation import evaluate
+    from convert.source import load_keras_model
+
+    model, _ = load_keras_model(keras_model=str(full_run))
+    report = evaluate(str(folder), model=model, show_progress=False)
+    assert report["transform"] == {"size": [32, 32], "crop_pct": 1.0, "interpolation": "bicubic"}
+    assert report["images"] == 24 and report["skipped"] == 1
+    imagenet = resize_and_crop(np.full((36, 40, 3), 7, np.uint8), (32, 32))
+    assert imagenet.shape == (32, 32, 3)
+
+
+def test_whole_image_transform_keeps_a_native_size_image():
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(resize_and_crop(image, (32, 32), Transform((32, 32), 1.0)), image)
+    # ImageNet's transform zooms: the 32x32 crop of a 36x36 resize is not the image.
+    assert not np.array_equal(resize_and_crop(image, (32, 32)), image)
+
+
+def test_resume_continues_exactly_where_it_stopped(full_run, folder, tmp_path, monkeypatch):
+    from ghostnet_tf import training
+
+    out = tmp_path / "m.keras"
+    original = training.Run.end_epoch
+
+    def end_then_stop(self, model, epoch, logs, seconds):
+        original(self, model, epoch, logs, seconds)
+        raise KeyboardInterrupt  # the run is killed right after epoch 1 was recorded
+
+    monkeypatch.setattr(training.Run, "end_epoch", end_then_stop)
+    assert run("train", folder, "-o", out, "--epochs", "2", "--val-split", "0.25", *COMMON) == 130
+    monkeypatch.setattr(training.Run, "end_epoch", original)
+    assert json.loads((tmp_path / "m.report.json").read_text())["epochs_done"] == 1
+    assert run("train", "-o", out, "--resume", "--no-progress") == 0
+
+    resumed = json.loads((tmp_path / "m.report.json").read_text())
+    uninterrupted = json.loads(open(str(full_run)[:-len(".keras")] + ".report.json").read())
+    assert resumed["epochs_done"] == 2
+    for a, b in zip(resumed["history"], uninterrupted["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+    ours, _ = weights_of(tmp_path / "m.last.keras")
+    theirs, _ = weights_of(str(full_run)[:-len(".keras")] + ".last.keras")
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert run("train", "-o", out, "--resume", "--no-progress") == 2  # finished: nothing left to resume
+
+
+def test_two_logical_cpu_devices(folder, tmp_path):
+    """The MirroredStrategy path (a new process: logical devices must be set before TensorFlow starts)."""
+    out = tmp_path / "m.keras"
+    result = subprocess.run([sys.executable, "-m", "ghostnet_tf.cli", "train", str(folder), "-o", str(out),
+                             "--epochs", "1", "--devices", "2", *COMMON],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "2 device(s)" in result.stdout
+    report = json.loads((tmp_path / "m.report.json").read_text())
+    assert report["config"]["devices"] == 2 and report["epochs_done"] == 1
+    assert np.isfinite(report["history"][0]["loss"])
+
+
+@pytest.mark.parametrize("setup, argv, message", [
+    ("empty", [], "no readable JPEG/PNG images"),
+    ("one_class", [], "needs at least 2"),
+    ("data", ["--val-split", "0.5", "--val", "{data}"], "not allowed with argument"),
+    ("data", ["--batch-size", "500"], "larger than the"),
+    ("data", ["-o", "{tmp}/missing/m.keras"], "does not exist"),
+    ("data", ["-o", "{tmp}/m.h5"], "saved as a .keras file"),
+    ("data", ["--lr", "0"], "expected a number > 0"),
+    ("data", ["--weights", "{tmp}/nothing.weights.h5"], "no such file"),
+])
+def test_bad_input_one_line_exit_2(setup, argv, message, folder, tmp_path, capsys, write_image):
+    data = folder
+    if setup == "empty":
+        data = tmp_path / "empty"
+        (data / "a").mkdir(parents=True)
+    elif setup == "one_class":
+        data = tmp_path / "one"
+        (data / "a").mkdir(parents=True)
+        for i in range(10):
+            write_image(data / "a" / f"{i}.png", np.zeros((32, 32, 3)))
+    argv = [a.format(tmp=tmp_path, data=folder) for a in argv]
+    out = [] if "-o" in argv else ["-o", str(tmp_path / "m.keras")]
+    with pytest.raises(SystemExit) if "not allowed" in message or "expected a number" in message else _nothing():
+        assert run("train", data, *out, "--epochs", "1", *COMMON, *argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 or "usage:" in err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("m.")]
+
+
+def test_checkpoint_of_the_wrong_width(folder, tmp_path, capsys):
+    from ghostnet_tf.model import GhostNet
+
+    checkpoint = tmp_path / "wide.keras"
+    GhostNet(width=0.5, input_shape=(32, 32, 3), classes=3).save(checkpoint)
+    assert run("train", folder, "-o", tmp_path / "m.keras", "--epochs", "1", "--weights", checkpoint, *COMMON) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "width 0.5" in err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("m.")]
+
+
+def test_transform_member_is_ignored_by_keras(full_run):
+    import keras
+
+    import ghostnet_tf.layers  # noqa: F401
+
+    with zipfile.ZipFile(full_run) as archive:
+        assert TRANSFORM_MEMBER in archive.namelist()
+    keras.models.load_model(str(full_run), compile=False)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
