@@ -237,3 +237,14 @@ def test_per_block_breakdown_adds_up_to_the_count(setup, models, tmp_path, capsy
     assert split["ops"][0]["resolution"] == "16x16"
     printed = capsys.readouterr().out
     assert "M instructions per inference" in printed and "op type" in printed and "DEPTHWISE_CONV_2D" in printed
+
+
+def test_setup_without_root_names_what_to_install(tmp_path, monkeypatch, cli_error):
+    """No qemu with plugin support, and no way to install it: one line saying what to install by hand."""
+    monkeypatch.setattr(install, "qemu_binary", lambda: None)
+    monkeypatch.setattr(install.os, "geteuid", lambda: 1000)
+    line = cli_error("bench", "arm", "--setup", "--cache", tmp_path / "arm")
+    assert line == ("ghostnet: error: install qemu-user (the dynamic build with plugin support, 7.2 or newer; "
+                    "not qemu-user-static) and gcc, e.g. `sudo apt-get install qemu-user gcc`, then rerun "
+                    "`ghostnet bench arm --setup`")
+    assert not (tmp_path / "arm" / "setup.json").exists()

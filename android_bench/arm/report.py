@@ -29,17 +29,17 @@ def aggregate(records, baseline, name_of):
     for (core, name, precision, delegate), group in groups.items():
         label = group[0].get("label") or {}
         counts = [r["instructions"] for r in group]
+        instructions = int(statistics.median(c["per_inference"] for c in counts))
         tables[core].append({
-            "model": name, "precision": precision, "delegate": delegate, "threads": 1, "core": group[0]["device"]["cpu"],
-            "params": label.get("params"),
-            "macs": label.get("macs"), "size_bytes": group[0]["model"]["size_bytes"], "top1": label.get("top1"),
-            "instructions": int(statistics.median(c["per_inference"] for c in counts)),
+            "model": name, "precision": precision, "delegate": delegate, "threads": 1,
+            "core": group[0]["device"]["cpu"], "params": label.get("params"), "macs": label.get("macs"),
+            "size_bytes": group[0]["model"]["size_bytes"], "top1": label.get("top1"),
+            "instructions": instructions, "instructions_m": instructions / 1e6,
             "first_inference": int(statistics.median(c["first_inference"] for c in counts)),
             "dot_product": int(statistics.median(c["dot_product_per_inference"] for c in counts)),
             "bit_exact": all(r["host_agreement"]["bit_exact"] for r in group),
             "max_abs_diff": max(r["host_agreement"]["max_abs_diff"] for r in group),
         })
-        tables[core][-1]["instructions_m"] = tables[core][-1]["instructions"] / 1e6
     order = {name: i for i, name in enumerate(ZOO)}
     for rows in tables.values():
         rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["model"], r["precision"]))
