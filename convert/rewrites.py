@@ -83,7 +83,6 @@ class _Plan:
     def __init__(self, model, input_size, names):
         from ghostnet_tf.layers import GhostModule
 
-        self.model = model
         self.layers = {layer.name: layer for layer in model.layers}
         self.applied = []
         self.fold = ("fold-normalization" in names and input_size is not None
