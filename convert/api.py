@@ -100,7 +100,8 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     }
     if per_layer:
         report["per_layer"] = debugging.per_layer_errors(model, conversion.input_size, calibration,
-                                                         calibration_steps, held_out, eval_count, show_progress)
+                                                         calibration_steps, held_out, eval_count, show_progress,
+                                                         rewrite)
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
                                   "domain (--calibration DIR) give better int8 accuracy")

@@ -6,14 +6,16 @@ import tempfile
 
 import numpy as np
 
+from convert import rewrites
 from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import calibration_inputs, configure, export_saved_model
 from ghostnet_tf.preprocessing import model_inputs, model_transform
 
 
 def per_layer_errors(model, input_size, calibration, calibration_steps, eval_images, eval_count,
-                     show_progress=True):
-    """Per-tensor int8 error from TF's QuantizationDebugger on held-out images, worst first.
+                     show_progress=True, rewrite=None):
+    """Per-tensor int8 error from TF's QuantizationDebugger on held-out images, worst first, on the graph the
+    converter exports (the same ``rewrite`` names; None: int8's default set).
 
     ``rmse_over_scale`` is the RMSE between float and int8 activations in units of the tensor's
     quantization step: about 0.29 (1/sqrt(12)) is pure rounding noise, well above 1 means trouble.
@@ -31,8 +33,10 @@ def per_layer_errors(model, input_size, calibration, calibration_steps, eval_ima
     def dataset(samples):
         return lambda: ([sample[None]] for sample in samples)
 
+    names = rewrites.default_rewrites("int8") if rewrite is None else rewrite
+    exported, _ = rewrites.apply(model, input_size, names)
     with tempfile.TemporaryDirectory(prefix="ghostnet-debug-") as directory:
-        export_saved_model(model, input_size, directory)
+        export_saved_model(exported, input_size, directory)
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         configure(converter, "int8", "float32", dataset(inputs))
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset(held_out))

@@ -22,6 +22,7 @@ GUEST_SCRIPT = os.path.join(os.path.dirname(__file__), "guest.py")
 REGION = re.compile(r"^ghostnet-region (\d+) insns=(\d+) dot=(\d+) mm=(\d+)$", re.M)
 XNNPACK_LINE = "Created TensorFlow Lite XNNPACK delegate"
 
+
 def parse_regions(log_text, runs, models=1):
     """Instruction counts from the plugin's log, one dict per model: the marker overhead, the first
     inference and ``runs`` more (the median is the figure; min and max show that they agree)."""

@@ -291,7 +291,7 @@ def core_prefix(setup, name):
         probe = run_guest(setup, name, staging, ["-c", PROBE], timeout=120)
         if probe.returncode != 0:
             raise ArmError(f"the emulated Python does not start on {name}: "
-                                   f"{' | '.join(probe.stderr.strip().splitlines()[-3:])}")
+                           f"{' | '.join(probe.stderr.strip().splitlines()[-3:])}")
         features = cpus.features(*(int(v) for v in probe.stdout.split()))
         with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
             handle.write(cpus.cpuinfo_text(name, features))
