@@ -67,7 +67,7 @@ def check_held_out(calibration, eval_images):
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, description=None, show_progress=True,
-                       rewrite=None):
+                       rewrite=None, keep_float=None):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":
@@ -78,7 +78,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     held_out = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
                             model_transform(model, size))
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
-                               show_progress, rewrite)
+                               show_progress, rewrite, keep_float)
     with open(conversion.path, "rb") as f:
         content = f.read()
     checked = verify_model(content, model, quantize, held_out, eval_count, conversion.input_size, show_progress,
@@ -92,6 +92,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "io": conversion.io,
         "calibration": conversion.calibration,
         "rewrites": conversion.rewrites,
+        "keep_float": conversion.keep_float,
         "seconds": conversion.seconds,
         **checked,
         "per_layer": None,
@@ -105,6 +106,12 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     if conversion.calibration and conversion.calibration["source"] == "built-in":
         report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
                                   "domain (--calibration DIR) give better int8 accuracy")
+    search = (conversion.keep_float or {}).get("search")
+    if search and not search["reached"]:
+        report["warnings"].append(
+            f"--keep-float auto: the target agreement {search['target_agreement_pct']:g} % was not reached on the "
+            f"{search['images']} calibration images with {len(search['steps'])} float ops (best "
+            f"{max(s['agreement_pct'] for s in search['steps']):.1f} %); consider --quantize int16x8")
     report["warnings"] += [f"graph hygiene: {check.replace('_', ' ')} failed at {len(result['offenders'])} place(s), "
                            "the model runs slower than it could" for check, result in
                            report["audit"]["hygiene"].items() if not result["ok"]]

@@ -48,6 +48,12 @@ def register(sub):
                    help="export-only graph rewrites, exact in float, that cut ARM instructions: "
                         "fold-normalization, late-ghost-concat, fused-small-ghost (int8 only). Default auto: "
                         "the ones that pay for the chosen precision")
+    p.add_argument("--keep-float", metavar="auto|LAYER,...",
+                   help="int8 with these layers' ops left in float (a layer name covers its sub-layers, e.g. "
+                        "blocks.3.0.se; names as --per-layer prints them), or auto: the most sensitive ops, "
+                        "one at a time, until --target-agreement is reached on the calibration images")
+    p.add_argument("--target-agreement", type=float, metavar="PCT",
+                   help="for --keep-float auto: top-1 agreement with the float model to reach (default 99)")
     _add_json_arguments(p)
     p.set_defaults(func=convert_command, tensorflow=True)
 
@@ -108,11 +114,13 @@ def _model_inputs(args, *options):
 
 def convert_command(args):
     from convert.api import convert_and_verify
+    from convert.mixed import parse_keep_float
     from convert.report import format_conversion
     from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
 
     rewrite = parse_rewrites(args.rewrite, args.quantize)
+    keep_float = parse_keep_float(args.keep_float, args.target_agreement)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
                  {"--output": args.output, "--report": args.report})
     if args.quantize in ("int8", "int16x8") and args.calibration is None:
@@ -124,7 +132,7 @@ def convert_command(args):
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
         input_size=args.input_size, per_layer=args.per_layer, description=description,
-        show_progress=not args.no_progress, rewrite=rewrite)
+        show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float)
     _emit(report, args, format_conversion)
 
 

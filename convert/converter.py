@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, rewrites
+from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, mixed, rewrites
 from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
@@ -26,6 +26,7 @@ class Conversion:
     seconds: dict  # export, convert (includes calibration), total
     calibration: dict  # source, count, skipped, range_anchored; None unless int8
     rewrites: list  # the export rewrites that applied (convert.rewrites)
+    keep_float: dict  # the ops kept in float and why (convert.mixed); None for a fully quantized model
     audit: dict  # verify.audit of the written file
 
 
@@ -53,7 +54,9 @@ def input_size_of(model, input_size=None):
     return input_size
 
 
-def check_options(quantize, io):
+def check_options(quantize, io, keep_float=None):
+    if keep_float is not None and quantize != "int8":
+        raise ValueError(f"--keep-float: selective float ops are for --quantize int8 (got --quantize {quantize})")
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"--quantize: expected one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
     if io not in IO_TYPES:
@@ -121,15 +124,16 @@ def _converter_error(exc):
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True, rewrite=None):
+                  input_size=None, show_progress=True, rewrite=None, keep_float=None):
     """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
     of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
     graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
-    where the model has its pattern)."""
+    where the model has its pattern). ``keep_float``: a ``convert.mixed.KeepFloat`` (int8 only): the ops
+    to leave in float, named or searched on the calibration images."""
     import tensorflow as tf
 
     io = io or default_io(quantize)
-    check_options(quantize, io)
+    check_options(quantize, io, keep_float)
     size = input_size_of(model, input_size)
     pixels = takes_pixels(model)
     if io == "uint8" and not pixels:
@@ -139,12 +143,13 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
     names = rewrites.default_rewrites(quantize) if rewrite is None else rewrite
     exported_model, applied = rewrites.apply(model, size, names)
     details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None,
-               "rewrites": applied}
+               "rewrites": applied, "keep_float": None}
     representative_dataset = None
     if quantize in CALIBRATED_MODES:
         images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
                               model_transform(model, size))
         inputs, anchored = calibration_inputs(images.images, pixels)
+        search_inputs = model_inputs(images.images, pixels)
         details["calibration"] = {**images.describe(), "range_anchored": anchored}
 
         def representative_dataset():
@@ -157,10 +162,14 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         exported = time.perf_counter()
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         configure(converter, quantize, io, representative_dataset)
+        converter._experimental_calibrate_only = keep_float is not None  # calibrate here, quantize below
         try:
             content = converter.convert()
         except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
             raise ValueError(_converter_error(exc)) from None
+    if keep_float is not None:
+        content, details["keep_float"] = mixed.keep_float(content, io, keep_float, model, search_inputs,
+                                                          show_progress)
     end = time.perf_counter()
     details["seconds"] = {"export": round(exported - start, 2), "convert": round(end - exported, 2),
                           "total": round(end - start, 2)}
@@ -182,15 +191,17 @@ def int8_failure(offenders):
 
 def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
                   calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True,
-                  rewrite=None):
+                  rewrite=None, keep_float=None):
     """Convert a Keras model to a .tflite file and audit it; returns a ``Conversion``.
 
-    int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise).
+    int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise), or
+    every op but those ``keep_float`` chose.
     """
     check_writable(out_path, "--output")
     content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress,
-                                     rewrite)
-    checked = audit(content, details["quantize"])
+                                     rewrite, keep_float)
+    kept = details["keep_float"]
+    checked = audit(content, details["quantize"], kept["layers"] if kept else ())
     if checked["int8"] is not None and not checked["int8"]["ok"]:
         raise ValueError(int8_failure(checked["int8"]["offenders"]))
     write_atomic(out_path, content)

@@ -61,8 +61,12 @@ def format_conversion(report):
     if report.get("input_note"):
         lines.append(f"  {'':<22}{report['input_note']}")
     if audit["int8"] is not None:
-        lines.append(f"  {'all ops int8':<22}{_check(audit['int8']['ok'])} ({audit['op_count']} ops)")
+        kept = audit["int8"].get("kept_float") or []
+        but = f"; {len(kept)} kept in float on purpose, below" if kept else ""
+        lines.append(f"  {'all ops int8':<22}{_check(audit['int8']['ok'])} ({audit['op_count']} ops{but})")
         lines += [f"    {o['op']} #{o['op_index']}: {o['reason']}: {o['tensor']}" for o in audit["int8"]["offenders"]]
+    if report.get("keep_float"):
+        lines += _keep_float_lines(report["keep_float"])
     for check, result in audit["hygiene"].items():
         lines.append(f"  {check.replace('_', ' '):<22}{_check(result['ok'])}")
         lines += [f"    {o['ops']}: {o['tensor']}" for o in result["offenders"]]
@@ -81,6 +85,18 @@ def format_conversion(report):
             lines.append(f"    {error:>8}  {row['op']:<18} {row['tensor']}")
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def _keep_float_lines(section):
+    search = section["search"]
+    if search is None:
+        head = f"{len(section['ops'])} ops of --keep-float {','.join(section['requested'])}"
+    else:
+        reached = search["steps"][-1]["agreement_pct"] if search["steps"] else search["int8_agreement_pct"]
+        head = (f"{len(section['ops'])} ops (auto: target {search['target_agreement_pct']:g} % top-1 agreement on "
+                f"{search['images']} calibration images; full int8 {search['int8_agreement_pct']:.1f} %, "
+                f"now {reached:.1f} %{'' if search['reached'] else ', NOT reached'})")
+    return [f"  {'kept in float':<22}{head}"] + [f"    {o['op']} {o['layer']}: {o['why']}" for o in section["ops"]]
 
 
 def format_evaluation(report):

@@ -131,8 +131,35 @@ def hygiene(graph):
     return {check: {"ok": not found, "offenders": found} for check, found in checks.items()}
 
 
-def audit(content, quantize):
-    """Op histogram, input/output quantization, hygiene and (for int8) the all-int8 audit of a model."""
+def split_kept(graph, offenders, kept_layers):
+    """(offenders, kept): the offenders that belong to ops kept in float on purpose (``kept_layers``, see
+    convert.mixed) or to the QUANTIZE/DEQUANTIZE around them move to ``kept``, one entry per float op."""
+    from convert.mixed import layer_of
+
+    kept_ops = {op["index"] for op in graph.ops
+                if op["op_name"] not in EDGE_OPS and layer_of(graph.name(op["outputs"][0])) in kept_layers}
+
+    def bridges(op):  # a (DE)QUANTIZE feeding or fed by a kept op
+        if op["op_name"] not in EDGE_OPS:
+            return False
+        neighbours = [graph.producer.get(t) for t in op["inputs"] if t >= 0]
+        neighbours += [c for t in op["outputs"] for c in graph.consumers.get(t, [])]
+        return any(n is not None and n["index"] in kept_ops for n in neighbours)
+
+    remaining, kept = [], {}
+    for o in offenders:
+        op = graph.ops[o["op_index"]]
+        if op["index"] in kept_ops:
+            kept.setdefault(op["index"], {"op": op["op_name"], "op_index": op["index"],
+                                          "layer": layer_of(graph.name(op["outputs"][0]))})
+        elif not bridges(op):
+            remaining.append(o)
+    return remaining, list(kept.values())
+
+
+def audit(content, quantize, kept_layers=()):
+    """Op histogram, input/output quantization, hygiene and (for int8) the all-int8 audit of a model;
+    ``kept_layers``: the layers whose ops were kept in float on purpose (``--keep-float``)."""
     graph = Graph(content)
     result = {
         "op_count": len(graph.ops),
@@ -143,8 +170,8 @@ def audit(content, quantize):
         "int8": None,
     }
     if quantize == "int8":
-        offenders = int8_offenders(graph)
-        result["int8"] = {"ok": not offenders, "offenders": offenders}
+        offenders, kept = split_kept(graph, int8_offenders(graph), set(kept_layers))
+        result["int8"] = {"ok": not offenders, "offenders": offenders, "kept_float": kept}
     return result
 
 
