@@ -103,7 +103,7 @@ def quantize(calibrated, io, keep=()):
     from tensorflow.lite.python import convert as tf_convert
 
     io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
-    return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=True,
+    return tf_convert.mlir_quantize(calibrated, disable_per_channel=False,
                                     input_data_type=io_dtype, output_data_type=io_dtype,
                                     denylisted_nodes=list(keep) or None)
 
@@ -151,19 +151,18 @@ def search(calibrated, io, inputs, reference, target_agreement, show_progress=Tr
 
 
 def keep_float(calibrated, io, spec, model, inputs, show_progress=True):
-    """Quantize a calibrated model keeping ``spec``'s ops in float: (content, the report's ``keep_float``).
-    ``model``/``inputs``: the Keras float model and the calibration images in its input domain (for auto)."""
+    """Quantize a calibrated model keeping ``spec``'s ops in float: (content, the report's ``keep_float``:
+    the kept layers and why each is kept). ``model``/``inputs``: the Keras float model and the calibration
+    images in its input domain (for auto)."""
     record = None
     if spec.auto:
         reference = np.asarray(model.predict(inputs, batch_size=16, verbose=0), np.float64)
         keep, record = search(calibrated, io, inputs, reference, spec.target_agreement, show_progress)
-        why = {step["tensor"]: f"auto: +{step['sqnr_gain_db']:.2f} dB output SQNR when alone in float"
-               for step in record["steps"]}
+        why = {step["layer"]: f"auto: +{step['sqnr_gain_db']:.2f} dB output SQNR when alone in float"
+               for step in reversed(record["steps"])}
     else:
         keep = select(calibrated, spec.names)
-        why = {t: "--keep-float " + next(n for n in spec.names if _belongs(t, n)) for t in keep}
-    content = quantize(calibrated, io, keep)
-    ops = [{"op": op, "layer": layer_of(tensor), "why": why[tensor]} for op, tensor in candidates(calibrated)
-           if tensor in why]
-    return content, {"mode": "auto" if spec.auto else "named", "requested": list(spec.names) or ["auto"],
-                     "layers": sorted({layer_of(t) for t in keep}), "ops": ops, "search": record}
+        why = {layer_of(t): "--keep-float " + next(n for n in spec.names if _belongs(t, n)) for t in keep}
+    return quantize(calibrated, io, keep), {"mode": "auto" if spec.auto else "named",
+                                            "requested": list(spec.names) or ["auto"], "layers": sorted(why),
+                                            "why": why, "search": record}

@@ -66,7 +66,7 @@ def format_conversion(report):
         lines.append(f"  {'all ops int8':<22}{_check(audit['int8']['ok'])} ({audit['op_count']} ops{but})")
         lines += [f"    {o['op']} #{o['op_index']}: {o['reason']}: {o['tensor']}" for o in audit["int8"]["offenders"]]
     if report.get("keep_float"):
-        lines += _keep_float_lines(report["keep_float"])
+        lines += _keep_float_lines(report["keep_float"], audit["int8"]["kept_float"])
     for check, result in audit["hygiene"].items():
         lines.append(f"  {check.replace('_', ' '):<22}{_check(result['ok'])}")
         lines += [f"    {o['ops']}: {o['tensor']}" for o in result["offenders"]]
@@ -87,16 +87,19 @@ def format_conversion(report):
     return "\n".join(lines)
 
 
-def _keep_float_lines(section):
+def _keep_float_lines(section, kept):
     search = section["search"]
     if search is None:
-        head = f"{len(section['ops'])} ops of --keep-float {','.join(section['requested'])}"
+        head = f"{len(kept)} ops (--keep-float {','.join(section['requested'])})"
     else:
         reached = search["steps"][-1]["agreement_pct"] if search["steps"] else search["int8_agreement_pct"]
-        head = (f"{len(section['ops'])} ops (auto: target {search['target_agreement_pct']:g} % top-1 agreement on "
+        head = (f"{len(kept)} ops (auto: target {search['target_agreement_pct']:g} % top-1 agreement on "
                 f"{search['images']} calibration images; full int8 {search['int8_agreement_pct']:.1f} %, "
                 f"now {reached:.1f} %{'' if search['reached'] else ', NOT reached'})")
-    return [f"  {'kept in float':<22}{head}"] + [f"    {o['op']} {o['layer']}: {o['why']}" for o in section["ops"]]
+    return [f"  {'kept in float':<22}{head}"] + [
+        f"    {o['op']} #{o['op_index']} {o['layer']}: "
+        + ("its float input comes from a kept op" if o["follows_kept_op"] else section["why"][o["layer"]])
+        for o in kept]
 
 
 def format_evaluation(report):

@@ -133,27 +133,29 @@ def hygiene(graph):
 
 def split_kept(graph, offenders, kept_layers):
     """(offenders, kept): the offenders that belong to ops kept in float on purpose (``kept_layers``, see
-    convert.mixed) or to the QUANTIZE/DEQUANTIZE around them move to ``kept``, one entry per float op."""
+    convert.mixed), to float ops fed only by those (the quantizer leaves e.g. a SOFTMAX after a kept layer in
+    float) or to the QUANTIZE/DEQUANTIZE around them move to ``kept``, one entry per float op."""
     from convert.mixed import layer_of
 
-    kept_ops = {op["index"] for op in graph.ops
-                if op["op_name"] not in EDGE_OPS and layer_of(graph.name(op["outputs"][0])) in kept_layers}
+    float_ops = {o["op_index"] for o in offenders}
+    kept = {}
+    for op in graph.ops:  # in execution order, so a kept op is known before its consumers
+        if op["op_name"] in EDGE_OPS or op["index"] not in float_ops:
+            continue
+        layer = layer_of(graph.name(op["outputs"][0]))
+        sources = [graph.producer.get(t) for t in op["inputs"]
+                   if t >= 0 and not graph.is_constant(t) and graph.dtype(t) == "float32"]
+        follows = bool(sources) and all(s is not None and s["index"] in kept for s in sources)
+        if layer in kept_layers or follows:
+            kept[op["index"]] = {"op": op["op_name"], "op_index": op["index"], "layer": layer,
+                                 "follows_kept_op": layer not in kept_layers}
 
     def bridges(op):  # a (DE)QUANTIZE feeding or fed by a kept op
-        if op["op_name"] not in EDGE_OPS:
-            return False
         neighbours = [graph.producer.get(t) for t in op["inputs"] if t >= 0]
         neighbours += [c for t in op["outputs"] for c in graph.consumers.get(t, [])]
-        return any(n is not None and n["index"] in kept_ops for n in neighbours)
+        return op["op_name"] in EDGE_OPS and any(n is not None and n["index"] in kept for n in neighbours)
 
-    remaining, kept = [], {}
-    for o in offenders:
-        op = graph.ops[o["op_index"]]
-        if op["index"] in kept_ops:
-            kept.setdefault(op["index"], {"op": op["op_name"], "op_index": op["index"],
-                                          "layer": layer_of(graph.name(op["outputs"][0]))})
-        elif not bridges(op):
-            remaining.append(o)
+    remaining = [o for o in offenders if o["op_index"] not in kept and not bridges(graph.ops[o["op_index"]])]
     return remaining, list(kept.values())
 
 
