@@ -69,8 +69,9 @@ def load_folder(directory, size, limit, arg, show_progress=True, transform=None)
     return ImageSet(np.stack(images), os.fspath(directory), skipped)
 
 
-def load_array(path, size, limit, arg):
-    """Images from a .npy file, or a .npz holding one array (or one named ``images``): (N, H, W, 3) RGB in [0, 255]."""
+def load_array(path, size, limit, arg, transform=None):
+    """Images from a .npy file, or a .npz holding one array (or one named ``images``): (N, H, W, 3) RGB in [0, 255]
+    (see ``check_images`` for arrays of another size)."""
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError):  # numpy's text for a non-array file suggests unpickling it: never do that
@@ -84,14 +85,17 @@ def load_array(path, size, limit, arg):
             array = data["images" if "images" in names else names[0]]
     else:
         array = data
-    return ImageSet(check_images(array, size, arg)[:limit or None], os.fspath(path))
+    return ImageSet(check_images(array[:limit or None], size, arg, transform), os.fspath(path))
 
 
-def check_images(array, size, arg):
-    """Validate an image array: shape (N, H, W, 3) at ``size``, uint8 or float, finite values in [0, 255]."""
+def check_images(array, size, arg, transform=None):
+    """Validate an image array: shape (N, H, W, 3), uint8 or float, finite values in [0, 255]. Images at
+    ``size`` are taken as they are; others go through ``transform`` (a model's own, e.g. 32x32 CIFAR images
+    resized for a 64x64 model) like image files, and are an error without one."""
     array = np.asarray(array)
     expected = f"(N, {size[0]}, {size[1]}, 3)"
-    if array.ndim != 4 or array.shape[1:] != (*size, 3) or array.shape[0] == 0:
+    resize = transform is not None and array.ndim == 4 and array.shape[-1] == 3 and array.shape[0] > 0
+    if array.ndim != 4 or (array.shape[1:] != (*size, 3) and not resize) or array.shape[0] == 0:
         raise ValueError(f"{arg}: expected RGB images of shape {expected}, got shape {array.shape}")
     if array.dtype != np.uint8 and array.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{arg}: expected dtype uint8 or float, got {array.dtype}")
@@ -105,6 +109,11 @@ def check_images(array, size, arg):
     if high <= 1.0:
         raise ValueError(f"{arg}: pixel values lie in [{low:g}, {high:g}]; expected [0, 255] "
                          "(multiply [0, 1] images by 255)")
+    if array.shape[1:3] != tuple(size):
+        try:
+            array = np.stack([resize_and_crop(image, size, transform) for image in array])
+        except ValueError as exc:
+            raise ValueError(f"{arg}: {exc}") from None
     return array
 
 
@@ -119,18 +128,19 @@ def synthetic_images(count, size, seed, transform=None):
 
 def image_source(spec, size, limit, arg, seed, show_progress=True, transform=None):
     """Images from ``spec`` (None -> built-in synthetic set of ``limit`` images, folder, .npy/.npz file);
-    files and synthetic images are prepared by ``transform`` (a model's ``model_transform``), arrays are taken as they are."""
+    files, synthetic images and arrays of another size are prepared by ``transform`` (a model's ``model_transform``),
+    arrays at ``size`` are taken as they are."""
     if spec is None:
         return synthetic_images(limit, size, seed, transform)
     if isinstance(spec, ImageSet):
         return spec
     if isinstance(spec, np.ndarray):
-        return ImageSet(check_images(spec, size, arg)[:limit or None], "array")
+        return ImageSet(check_images(spec[:limit or None], size, arg, transform), "array")
     path = os.fspath(spec)
     if os.path.isdir(path):
         return load_folder(path, size, limit, arg, show_progress, transform)
     if not os.path.exists(path):
         raise ValueError(f"{arg}: no such file or directory: {path!r}")
     if path.lower().endswith((".npy", ".npz")):
-        return load_array(path, size, limit, arg)
+        return load_array(path, size, limit, arg, transform)
     raise ValueError(f"{arg}: expected a folder of JPEG/PNG images or a .npy/.npz array file, got {path!r}")

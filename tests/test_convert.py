@@ -202,6 +202,20 @@ def test_calibration_npz(tmp_path):
         image_source(str(tmp_path / "two.npz"), SIZE, 10, "--calibration", seed=0)
 
 
+def test_arrays_of_another_size_go_through_the_models_transform(tmp_path):
+    """32x32 CIFAR images for a 64x64 model: resized like image files (the model's transform), not refused."""
+    from ghostnet_tf.preprocessing import Transform
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "small.npy", images)
+    transform = Transform((64, 64), crop_pct=1.0)
+    got = image_source(str(tmp_path / "small.npy"), (64, 64), 2, "--calibration", seed=0, transform=transform).images
+    assert got.shape == (2, 64, 64, 3)
+    np.testing.assert_array_equal(got[1], resize_and_crop(images[1], (64, 64), transform))
+    with pytest.raises(ValueError, match=r"expected RGB images of shape \(N, 64, 64, 3\)"):
+        image_source(str(tmp_path / "small.npy"), (64, 64), 2, "--calibration", seed=0)
+
+
 def test_float_only_op_is_named_and_nothing_written(tmp_path, tiny_model):
     path = tmp_path / "sine.tflite"
     with pytest.raises(ValueError, match="SIN") as info:

@@ -1,9 +1,10 @@
-"""int8 on a *trained* GhostNet: the committed CIFAR-10 reference model (GhostNet-1.0x at 32x32, float16
-weights) converted to full int8, checked on the committed 1,000 test images against the float model.
+"""int8 on a *trained* GhostNet: the committed CIFAR-10 reference model (GhostNet-1.0x, float16 weights, its
+input size and transform in the file's metadata) converted to full int8, checked on the committed 1,000 test
+images against the float model.
 
 Fixtures (tests/fixtures, made by tools/cifar10_reference.py from the run in the README):
 cifar10_ghostnet_100.safetensors (the trained weights, float16), cifar10_test_1000.npz (100 test images per
-class, with labels), cifar10_calibration_200.npz (20 training images per class).
+class, with labels), cifar10_calibration_200.npz (20 training images per class), both at CIFAR's own 32x32.
 """
 import json
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from convert.api import convert_and_verify
+from convert.calibration import image_source
 from convert.inference import predict
 from ghostnet_tf.runtime import make_interpreter
 
@@ -35,11 +37,13 @@ def trained():
     from ghostnet_tf import GhostNet
     from ghostnet_tf.preprocessing import Transform
 
-    model = GhostNet(width=1.0, input_shape=(32, 32, 3), classes=10, weights=str(WEIGHTS))
     with safe_open(str(WEIGHTS), "np") as f:
-        model.ghostnet_transform = Transform.from_json(json.loads(f.metadata()["transform"]))
-    with np.load(TEST_SET) as data:
-        images, labels = data["images"].astype(np.float32), data["labels"]
+        transform = Transform.from_json(json.loads(f.metadata()["transform"]))
+    model = GhostNet(width=1.0, input_shape=(*transform.size, 3), classes=10, weights=str(WEIGHTS))
+    model.ghostnet_transform = transform
+    with np.load(TEST_SET) as data:  # CIFAR's own 32x32 pixels, resized by the model's transform
+        images = image_source(data["images"], transform.size, None, "test", 0, transform=transform).images
+        labels = data["labels"]
     return model, images, labels
 
 

@@ -1,11 +1,11 @@
 """The CIFAR-10 reference model: test fixtures and the int8 accuracy table (README, "int8 on a trained GhostNet").
 
-    # 1. train (1-4 min per epoch on 2 shared cores at 32x32)
-    ghostnet train cifar/train --val cifar/test -o cifar10_ghostnet_100.keras --width 1.0 --input-size 32 \\
-        --epochs 13 --batch-size 128 --lr 3e-3 --weight-decay 0.05 --label-smoothing 0.1 --seed 0
-    # 2. the committed fixtures (float16 weights, 1,000 test images, 200 calibration images)
+    # 1. train (GhostNet-1.0x at 64x64: CIFAR's 32x32 images upscaled by the model's transform; 2-4 min per epoch)
+    ghostnet train cifar/train --val cifar/test -o cifar10_ghostnet_100.keras --width 1.0 --input-size 64 \\
+        --epochs 20 --batch-size 128 --lr 3e-3 --weight-decay 0.05 --label-smoothing 0.1 --seed 0
+    # 2. the committed fixtures (float16 weights; 1,000 test and 200 calibration images at CIFAR's own 32x32)
     python tools/cifar10_reference.py fixtures --data cifar --model cifar10_ghostnet_100.keras --out tests/fixtures
-    # 3. the table on the 10,000 test images
+    # 3. the table on the 10,000 test images (latency: `ghostnet bench local`'s runner; instructions: `bench arm`)
     python tools/cifar10_reference.py table --data cifar --model cifar10_ghostnet_100.keras --out table.json
 
 ``cifar`` is ../shared/data/cifar10-jpeg.tar.gz unpacked (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg).
@@ -15,13 +15,26 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 PER_CLASS_EVAL = 100  # 1,000 test images in the fixture
 PER_CLASS_CALIBRATION = 20  # 200 training images
-PRECISIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
+NATIVE = (32, 32)  # fixtures keep CIFAR's own pixels; the model's transform resizes them (convert.calibration)
+# The rows of the table: label -> convert_and_verify options (built in table(), where TensorFlow is loaded).
+OPTIONS = ("float32", "float16", "dynamic", "int8", "int8 --rewrite none", "int8 --keep-float auto", "int16x8")
+
+
+def option_kwargs(label):
+    from convert.mixed import KeepFloat
+
+    quantize = label.split()[0]
+    kwargs = {"quantize": quantize}
+    if "--rewrite none" in label:
+        kwargs["rewrite"] = []
+    if "--keep-float auto" in label:
+        kwargs["keep_float"] = KeepFloat(auto=True)
+    return kwargs
 
 
 def class_images(folder, per_class, transform, offset=0):
@@ -37,6 +50,12 @@ def class_images(folder, per_class, transform, offset=0):
             images.append(load_image(path, transform.size, transform).astype(np.uint8))
             labels.append(label)
     return np.stack(images), np.asarray(labels, np.int64), classes
+
+
+def native():
+    from ghostnet_tf.preprocessing import Transform
+
+    return Transform(NATIVE, crop_pct=1.0)
 
 
 def load(model_path):
@@ -55,29 +74,25 @@ def fixtures(args):
     state = {k: np.ascontiguousarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
               metadata={"transform": json.dumps(transform.to_json()), "source": os.path.basename(args.model)})
-    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, transform)
+    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
     np.savez_compressed(os.path.join(args.out, "cifar10_test_1000.npz"), images=images, labels=labels,
                         classes=np.asarray(classes))
-    images, labels, classes = class_images(os.path.join(args.data, "train"), PER_CLASS_CALIBRATION, transform)
+    images, labels, classes = class_images(os.path.join(args.data, "train"), PER_CLASS_CALIBRATION, native())
     np.savez_compressed(os.path.join(args.out, "cifar10_calibration_200.npz"), images=images)
     print(f"wrote the fixtures to {args.out}")
 
 
-def latency_ms(path, image, runs=200):
-    from ghostnet_tf.runtime import make_interpreter
+def speed(path, arm):
+    """(host latency ms: median of 200 invokes of `ghostnet bench local`'s runner, 1 thread; Cortex-A76
+    instructions per inference under `ghostnet bench arm`'s emulator, or None without its setup)."""
+    from android_bench.local_runner import run_local
 
-    interpreter = make_interpreter(model_path=path, num_threads=1)
-    detail = interpreter.get_input_details()[0]
-    x = np.zeros(detail["shape"], detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
-    for _ in range(20):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    host = run_local(path, threads=1, runs=200, warmup=20)["timings"]["measured"]["median_us"] / 1000
+    if not arm:
+        return host, None
+    from android_bench.arm.emulator import emulate
+
+    return host, emulate(path, "cortex-a76", runs=1)["instructions"]["per_inference"]
 
 
 def table(args):
@@ -94,34 +109,41 @@ def table(args):
 
         calibration = synthetic_images(args.calibration_count, transform.size, CALIBRATION_SEED, transform).images
     reference = np.asarray(model.predict(test.astype(np.float32), batch_size=250, verbose=0))
-    rows = [{"precision": "Keras float", "top1_pct": 100 * float(np.mean(reference.argmax(1) == labels))}]
-    for precision in args.precisions.split(","):
+    rows = [{"option": "Keras float", "top1_pct": 100 * float(np.mean(reference.argmax(1) == labels))}]
+    for label in args.options.split(","):
+        options = option_kwargs(label)
+        calibrated = options["quantize"] in ("int8", "int16x8")
         with tempfile.TemporaryDirectory() as directory:
-            path = os.path.join(directory, f"{precision}.tflite")
-            report = convert_and_verify(model, path, quantize=precision,
-                                        calibration=calibration if precision in ("int8", "int16x8") else None,
+            path = os.path.join(directory, "model.tflite")
+            report = convert_and_verify(model, path, calibration=calibration if calibrated else None,
                                         calibration_steps=len(calibration), eval_images=test[-32:],
-                                        show_progress=False)
+                                        show_progress=False, **options)
             outputs = predict(make_interpreter(model_path=path, num_threads=2), test.astype(np.float32))
             fidelity = compare_outputs(reference, outputs)
             top1 = 100 * float(np.mean(outputs.argmax(1) == labels))
-            rows.append({"precision": precision, "top1_pct": top1, "drop_pct": top1 - rows[0]["top1_pct"],
+            latency, instructions = speed(path, not args.no_arm)
+            kept = report["audit"]["int8"]["kept_float"] if report["audit"]["int8"] else []
+            rows.append({"option": label, "top1_pct": top1, "drop_pct": top1 - rows[0]["top1_pct"],
                          "agreement_pct": fidelity["top1_agreement_pct"], "sqnr_db": fidelity["sqnr_db"],
-                         "size_mb": os.path.getsize(path) / 1e6, "latency_ms": latency_ms(path, test[0]),
+                         "size_mb": os.path.getsize(path) / 1e6, "latency_ms": latency,
+                         "a76_minstructions": instructions / 1e6 if instructions else None,
+                         "float_ops": [f"{o['op']} {o['layer']}" for o in kept], "keep_float": report["keep_float"],
                          "warnings": report["warnings"]})
-        print(json.dumps(rows[-1]), file=sys.stderr)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "keep_float"}), file=sys.stderr)
     result = {"model": args.model, "test_images": len(test), "calibration_images": len(calibration),
               "transform": transform.to_json(), "rows": rows}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
-    print("| precision | top-1 (%) | drop (points) | agreement (%) | SQNR (dB) | size (MB) | latency (ms, 1 thread) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| option | top-1 (%) | drop (points) | agreement (%) | SQNR (dB) | size (MB) | x86 latency (ms) "
+          "| A76 (M instructions) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "drop_pct" not in row:
-            print(f"| {row['precision']} | {row['top1_pct']:.2f} | - | - | - | - | - |")
-        else:
-            print(f"| {row['precision']} | {row['top1_pct']:.2f} | {row['drop_pct']:+.2f} | {row['agreement_pct']:.2f} "
-                  f"| {row['sqnr_db']:.1f} | {row['size_mb']:.2f} | {row['latency_ms']:.2f} |")
+            print(f"| {row['option']} | {row['top1_pct']:.2f} | - | - | - | - | - | - |")
+            continue
+        a76 = "-" if row["a76_minstructions"] is None else f"{row['a76_minstructions']:.2f}"
+        print(f"| {row['option']} | {row['top1_pct']:.2f} | {row['drop_pct']:+.2f} | {row['agreement_pct']:.2f} "
+              f"| {row['sqnr_db']:.1f} | {row['size_mb']:.2f} | {row['latency_ms']:.3f} | {a76} |")
 
 
 def main():
@@ -136,7 +158,8 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--calibration-count", type=int, default=200)
-    p.add_argument("--precisions", default=",".join(PRECISIONS))
+    p.add_argument("--options", default=",".join(OPTIONS), help="comma-separated rows, from: " + ", ".join(OPTIONS))
+    p.add_argument("--no-arm", action="store_true", help="no Cortex-A76 instruction counts (no `make arm` setup)")
     p.add_argument("--synthetic", action="store_true", help="calibrate on the built-in synthetic images")
     p.add_argument("--out", default="cifar10_table.json")
     p.set_defaults(func=table)
