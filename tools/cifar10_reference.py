@@ -87,7 +87,7 @@ def speed(path, arm):
     instructions per inference under `ghostnet bench arm`'s emulator, or None without its setup)."""
     from android_bench.local_runner import run_local
 
-    host = run_local(path, threads=1, runs=200, warmup=20)["timings"]["measured"]["median_us"] / 1000
+    host = run_local(path, threads=1, runs=200, warmup=20)["stats"]["median_us"] / 1000
     if not arm:
         return host, None
     from android_bench.arm.emulator import emulate
