@@ -8,18 +8,17 @@ stays float) and keeps the most sensitive ops, one at a time, until the model's 
 Keras float model reaches the target; the search runs on the calibration images, so the report's fidelity,
 measured on held-out images, stays honest.
 """
-import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+
+from convert.verify import Graph, layer_of, layers_of
 
 DEFAULT_TARGET_AGREEMENT = 99.0
 MAX_AUTO_OPS = 16  # auto gives up (and says so) past this many float ops
 SEARCH_IMAGES = 64  # images for the per-op sensitivity ranking (all calibration images for the agreement)
 # Ops that compute nothing a float copy would improve.
 NOT_CANDIDATES = ("PAD", "RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE")
-_SUFFIX = re.compile(r"_\d+$")  # the name-scope suffix the SavedModel trace adds to every layer
 
 
 @dataclass(frozen=True)
@@ -51,34 +50,13 @@ def parse_keep_float(text, target_agreement=None):
     return KeepFloat(names=names)
 
 
-def layer_of(tensor_name):
-    """The Keras layer an op belongs to, from its (fused, ';'-joined) output tensor name: the most frequent
-    layer among the fused parts, e.g. ``blocks.3.0.se.conv_reduce`` for its conv + bias + ReLU."""
-    layers = []
-    for part in tensor_name.split(";"):
-        components = part.split("/")
-        if len(components) > 1:
-            layers.append(_SUFFIX.sub("", components[1]))
-    return Counter(layers).most_common(1)[0][0] if layers else tensor_name
-
-
 def _belongs(tensor_name, name):
     """True if the op of ``tensor_name`` is in layer ``name`` or under it (``blocks.3`` covers blocks.3.*)."""
-    if tensor_name == name:
-        return True
-    for part in tensor_name.split(";"):
-        components = part.split("/")
-        if len(components) > 1:
-            layer = _SUFFIX.sub("", components[1])
-            if layer == name or layer.startswith(name + "."):
-                return True
-    return False
+    return tensor_name == name or any(layer == name or layer.startswith(name + ".") for layer in layers_of(tensor_name))
 
 
 def candidates(calibrated):
     """[(op name, output tensor name)] of the calibrated float model's ops that could stay float."""
-    from convert.verify import Graph
-
     graph = Graph(calibrated)
     return [(op["op_name"], graph.name(op["outputs"][0])) for op in graph.ops if op["op_name"] not in NOT_CANDIDATES]
 

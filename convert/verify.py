@@ -1,6 +1,7 @@
 """What a converted model really is: op histogram, the all-int8 audit, graph hygiene, and the fidelity
 of its outputs against the Keras float model. Read with the builtin kernels only (no XNNPACK), so the
 op list is the graph itself and not one delegate node."""
+import re
 from collections import Counter
 
 import numpy as np
@@ -16,6 +17,7 @@ FUSABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", 
 SLICE_OPS = ("SLICE", "STRIDED_SLICE")
 # int8 activations and weights; int32 biases and shape/axis/padding operands.
 INT8_GRAPH_DTYPES = ("int8", "int32", "int64")
+SUFFIX = re.compile(r"_\d+$")  # the name-scope suffix the SavedModel trace adds to every layer name
 
 
 class Graph:
@@ -131,12 +133,23 @@ def hygiene(graph):
     return {check: {"ok": not found, "offenders": found} for check, found in checks.items()}
 
 
+def layers_of(tensor_name):
+    """The Keras layers named in an op's (fused, ';'-joined) output tensor name, one per fused part."""
+    parts = [part.split("/") for part in tensor_name.split(";")]
+    return [SUFFIX.sub("", components[1]) for components in parts if len(components) > 1]
+
+
+def layer_of(tensor_name):
+    """The Keras layer an op belongs to: the most frequent among its fused parts, e.g.
+    ``blocks.3.0.se.conv_reduce`` for its conv + bias + ReLU (the tensor name itself if it names none)."""
+    layers = layers_of(tensor_name)
+    return Counter(layers).most_common(1)[0][0] if layers else tensor_name
+
+
 def split_kept(graph, offenders, kept_layers):
     """(offenders, kept): the offenders that belong to ops kept in float on purpose (``kept_layers``, see
     convert.mixed), to float ops fed only by those (the quantizer leaves e.g. a SOFTMAX after a kept layer in
     float) or to the QUANTIZE/DEQUANTIZE around them move to ``kept``, one entry per float op."""
-    from convert.mixed import layer_of
-
     float_ops = {o["op_index"] for o in offenders}
     kept = {}
     for op in graph.ops:  # in execution order, so a kept op is known before its consumers

@@ -99,7 +99,7 @@ def test_int8_graph_has_only_int8_tensors(reports):
         assert kinds <= {"int8", "int32"}, (io, kinds)
         converters = [op for op in ops_ if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
         assert len(converters) == {"int8": 0, "uint8": 2, "float32": 2}[io]
-        assert report["audit"]["int8"] == {"ok": True, "offenders": []}
+        assert report["audit"]["int8"] == {"ok": True, "offenders": [], "kept_float": []}
         assert report["audit"]["ops"]["CONV_2D"] == 3  # stem + two GhostModule primary convs: BN folded
 
 

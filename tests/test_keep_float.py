@@ -102,11 +102,18 @@ def test_bad_keep_float_options(text, target, message):
         parse_keep_float(text, target)
 
 
-def test_cli_bad_keep_float(cli_error, model, tmp_path):
+def test_cli_keep_float(cli, cli_error, model, tmp_path):
+    import json
+
     path = tmp_path / "tiny.keras"
     model.save(path)
     out = tmp_path / "m.tflite"
     common = ["convert", "--keras-model", path, "-o", out, "--calibration-steps", "4", "--no-progress"]
+    code, stdout, _ = cli(*common, "--keep-float", "ghost2", "--report", tmp_path / "r.json")
+    assert code == 0 and "kept in float" in stdout and "--keep-float ghost2" in stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["keep_float"]["requested"] == ["ghost2"] and report["audit"]["int8"]["kept_float"]
+    out.unlink()
     assert "no op of the model is in 'blocks.9'" in cli_error(*common, "--keep-float", "blocks.9")
     assert "--quantize int8" in cli_error(*common, "--quantize", "float16", "--keep-float", "ghost1")
     assert "only with --keep-float auto" in cli_error(*common, "--target-agreement", "99")
