@@ -57,7 +57,8 @@ def test_auto_with_a_met_target_keeps_nothing_and_equals_plain_int8(model, tmp_p
     auto = convert(model, tmp_path / "auto.tflite", KeepFloat(auto=True, target_agreement=1.0))
     assert auto["keep_float"]["search"]["reached"] and auto["keep_float"]["layers"] == []
     assert float_ops(tmp_path / "auto.tflite") == {} and plain["keep_float"] is None
-    a, b = (predict(make_interpreter(model_path=str(tmp_path / name)), images) for name in ("plain.tflite", "auto.tflite"))
+    a, b = (predict(make_interpreter(model_path=str(tmp_path / name)), images)
+            for name in ("plain.tflite", "auto.tflite"))
     np.testing.assert_array_equal(a, b)
 
 
