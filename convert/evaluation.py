@@ -7,7 +7,7 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
-from ghostnet_tf.preprocessing import Transform, find_images, load_image, model_inputs, model_transform
+from ghostnet_tf.preprocessing import Transform, class_folders, load_image, model_inputs, model_transform
 from ghostnet_tf.runtime import make_interpreter
 
 BATCH = 32
@@ -15,8 +15,8 @@ BATCH = 32
 
 def class_folder_samples(data):
     """(path, label) for DATA/<class>/**/image, label = index of the class in sorted order."""
-    classes = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
-    samples = [(path, label) for label, name in enumerate(classes) for path in find_images(os.path.join(data, name))]
+    classes = class_folders(data)
+    samples = [(path, label) for label, (_, paths) in enumerate(classes) for path in paths]
     return samples, len(classes)
 
 

@@ -55,6 +55,13 @@ def find_images(directory):
     return sorted(paths)
 
 
+def class_folders(directory):
+    """[(class name, image paths)] of an image-folder dataset DIR/<class>/**/image, in sorted class order
+    (so the label of a class is its index): the one layout `train`, `eval` and the tools read."""
+    classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+    return [(name, find_images(os.path.join(directory, name))) for name in classes]
+
+
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
 # Where a model's evaluation transform is stored: a member of the .keras zip archive (Keras ignores it).
 TRANSFORM_MEMBER = "ghostnet_transform.json"

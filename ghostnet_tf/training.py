@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ghostnet_tf.files import atomic_path, check_writable, write_atomic
-from ghostnet_tf.preprocessing import (Transform, default_crop_pct, find_images, read_transform,
+from ghostnet_tf.preprocessing import (Transform, class_folders, default_crop_pct, read_transform,
                                        transform_image, write_transform)
 
 WARMUP_EPOCHS = 1.0
@@ -72,10 +72,11 @@ def folder_samples(directory, arg):
     """(paths, labels, class names, skipped) of DIR/<class>/**/image; files that are not JPEG/PNG are skipped."""
     if not os.path.isdir(directory):
         raise ValueError(f"{arg}: no such folder: {directory!r}")
-    classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+    folders = class_folders(directory)
+    classes = [name for name, _ in folders]
     paths, labels, skipped = [], [], 0
-    for label, name in enumerate(classes):
-        for path in find_images(os.path.join(directory, name)):
+    for label, (_, found) in enumerate(folders):
+        for path in found:
             if _looks_like_image(path):
                 paths.append(path)
                 labels.append(label)

@@ -37,19 +37,18 @@ def option_kwargs(label):
     return kwargs
 
 
-def class_images(folder, per_class, transform, offset=0):
-    """(images uint8 (N, H, W, 3), labels, classes): ``per_class`` images of every class folder in sorted order
-    (all of them with None), prepared by ``transform``."""
-    from ghostnet_tf.preprocessing import find_images, load_image
+def class_images(folder, per_class, transform):
+    """(images uint8 (N, H, W, 3), labels, classes): the first ``per_class`` images of every class folder in
+    sorted order (all of them with None), prepared by ``transform``."""
+    from ghostnet_tf.preprocessing import class_folders, load_image
 
-    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    folders = class_folders(folder)
     images, labels = [], []
-    for label, name in enumerate(classes):
-        paths = find_images(os.path.join(folder, name))
-        for path in paths[offset:offset + per_class] if per_class else paths:
+    for label, (_, paths) in enumerate(folders):
+        for path in paths[:per_class]:
             images.append(load_image(path, transform.size, transform).astype(np.uint8))
             labels.append(label)
-    return np.stack(images), np.asarray(labels, np.int64), classes
+    return np.stack(images), np.asarray(labels, np.int64), [name for name, _ in folders]
 
 
 def native():
