@@ -94,8 +94,8 @@ def check_images(array, size, arg, transform=None):
     resized for a 64x64 model) like image files, and are an error without one."""
     array = np.asarray(array)
     expected = f"(N, {size[0]}, {size[1]}, 3)"
-    resize = transform is not None and array.ndim == 4 and array.shape[-1] == 3 and array.shape[0] > 0
-    if array.ndim != 4 or (array.shape[1:] != (*size, 3) and not resize) or array.shape[0] == 0:
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0 or (
+            array.shape[1:3] != tuple(size) and transform is None):
         raise ValueError(f"{arg}: expected RGB images of shape {expected}, got shape {array.shape}")
     if array.dtype != np.uint8 and array.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{arg}: expected dtype uint8 or float, got {array.dtype}")

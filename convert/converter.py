@@ -149,7 +149,6 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
                               model_transform(model, size))
         inputs, anchored = calibration_inputs(images.images, pixels)
-        search_inputs = model_inputs(images.images, pixels)
         details["calibration"] = {**images.describe(), "range_anchored": anchored}
 
         def representative_dataset():
@@ -168,8 +167,8 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
             raise ValueError(_converter_error(exc)) from None
     if keep_float is not None:
-        content, details["keep_float"] = mixed.keep_float(content, io, keep_float, model, search_inputs,
-                                                          show_progress)
+        content, details["keep_float"] = mixed.keep_float(content, io, keep_float, model,
+                                                          model_inputs(images.images, pixels), show_progress)
     end = time.perf_counter()
     details["seconds"] = {"export": round(exported - start, 2), "convert": round(end - exported, 2),
                           "total": round(end - start, 2)}

@@ -86,40 +86,41 @@ def quantize(calibrated, io, keep=()):
                                     denylisted_nodes=list(keep) or None)
 
 
-def _score(content, inputs, reference):
-    from convert.inference import predict
-    from convert.verify import compare_outputs
-    from ghostnet_tf.runtime import make_interpreter
-
-    return compare_outputs(reference, predict(make_interpreter(model_content=content, num_threads=2), inputs))
-
-
 def search(calibrated, io, inputs, reference, target_agreement, show_progress=True):
     """``--keep-float auto``: (tensor names to keep, the record of the search). ``inputs``/``reference``: search
     images in the model's float domain and the Keras float outputs on them."""
+    from convert.inference import predict
     from convert.progress import progress
+    from convert.verify import compare_outputs
+    from ghostnet_tf.runtime import make_interpreter
 
-    def measure(keep, count=None):
-        score = _score(quantize(calibrated, io, keep), inputs[:count], reference[:count])
-        return score["top1_agreement_pct"], score["sqnr_db"] if score["sqnr_db"] is not None else float("inf")
+    def run(keep, count=None):
+        """Outputs of the model quantized with ``keep`` in float, on the first ``count`` search images."""
+        content = quantize(calibrated, io, keep)
+        return predict(make_interpreter(model_content=content, num_threads=2), inputs[:count])
 
-    agreement, _ = measure(())
+    def score(outputs):
+        figures = compare_outputs(reference[:len(outputs)], outputs)
+        return figures["top1_agreement_pct"], figures["sqnr_db"] if figures["sqnr_db"] is not None else float("inf")
+
+    int8 = run(())
+    agreement, _ = score(int8)
     record = {"images": len(inputs), "target_agreement_pct": target_agreement, "int8_agreement_pct": agreement,
               "steps": [], "reached": agreement >= target_agreement}
     if record["reached"]:
         return [], record
-    _, base_sqnr = measure((), SEARCH_IMAGES)
+    _, base_sqnr = score(int8[:SEARCH_IMAGES])
     gains = []
     ops = candidates(calibrated)
     for op, tensor in progress(ops, len(ops), "measuring op sensitivity", enabled=show_progress):
-        gains.append((measure((tensor,), SEARCH_IMAGES)[1] - base_sqnr, op, tensor))
+        gains.append((score(run((tensor,), SEARCH_IMAGES))[1] - base_sqnr, op, tensor))
     gains.sort(key=lambda g: -g[0])
     record["sensitivity"] = [{"op": op, "layer": layer_of(tensor), "sqnr_gain_db": round(gain, 3)}
                              for gain, op, tensor in gains[:MAX_AUTO_OPS]]
     keep = []
     for gain, op, tensor in gains[:MAX_AUTO_OPS]:
         keep.append(tensor)
-        agreement, sqnr = measure(keep)
+        agreement, sqnr = score(run(keep))
         record["steps"].append({"op": op, "layer": layer_of(tensor), "tensor": tensor, "sqnr_gain_db": round(gain, 3),
                                 "agreement_pct": agreement, "sqnr_db": round(sqnr, 3)})
         if agreement >= target_agreement:
