@@ -21,13 +21,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed-run
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/ghostnet bench compare $(RUN_ARGS)
+	$(BIN)/ghostnet bench compare $(RUN_ARGS)
 
 arm: $(VENV)/.installed-run
 	$(BIN)/ghostnet bench arm --setup
 
 test: $(VENV)/.installed-test
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -75,7 +75,8 @@ def add_device_options(parser, binary_required=True):
 
 
 def register(sub):
-    bench = sub.add_parser("bench", help="measure TFLite model latency on a phone (adb) or on this CPU (local)",
+    bench = sub.add_parser("bench", help="latency on a phone (adb) or this CPU (local), instruction counts on emulated "
+                                    "ARM cores (arm), the model comparison (compare) and its report (report)",
                            description="Measure TFLite model latency; results go to a JSON-lines file.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
 
@@ -275,9 +276,13 @@ def bench_compare(args):
     # The phone is connected before the conversions, so a missing device fails in seconds, not minutes.
     measure = (compare.adb_measure(adb_session(args), options) if args.target == "adb"
                else None if args.target == "arm" else compare.local_measure(options, args.xnnpack))
+    if not args.weights:
+        log("compare: random weights (no --weights): latency, size and instruction counts are real; the accuracy "
+            "plots place each model at its architecture's published top-1, hollow")
     os.makedirs(out_dir, exist_ok=True)
     print(compare.run_compare(entries, args.input_size, sorted({1, *args.threads}), options, out_dir, args.cache_dir,
-                              measure, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack))
+                              measure, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack,
+                              command=getattr(args, "command_line", None)))
 
 
 def describe_arm(record):
@@ -329,5 +334,5 @@ def bench_report(args):
         raise UsageError(f"results file {args.results!r} does not exist")
     out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
     _check_folder(out_dir, "--out")
-    print(report.write_report(args.results, out_dir, args.baseline))
+    print(report.write_report(args.results, out_dir, args.baseline, getattr(args, "command_line", None)))
     print(f"report: report.md, report.csv and plots in {out_dir}")

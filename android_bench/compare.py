@@ -84,7 +84,8 @@ def prepare_source(entry, input_size, cache_dir, options):
     info = profile(model)
     with atomic_path(stem + ".keras") as tmp:
         model.save(tmp)
-    meta = {"keras_model": stem + ".keras", "params": info["params"], "macs": info["macs"]}
+    meta = {"keras_model": stem + ".keras", "params": info["params"], "macs": info["macs"],
+            "weights": options["weights_sha256"] if uses_weights(entry, options) else "random"}
     write_atomic(meta_path, json.dumps(meta).encode())
     return meta
 
@@ -137,7 +138,7 @@ def convert_zoo(entries, input_size, cache_dir, options, jobs=2, log=lambda mess
 def _label(entry, precision, item, round_index):
     fidelity = item["report"].get("fidelity") or {}
     return {"name": entry.name, "precision": precision, "round": round_index, "params": item["meta"]["params"],
-            "macs": item["meta"]["macs"], "top1": entry.top1,
+            "macs": item["meta"]["macs"], "top1": entry.top1, "weights": item["meta"]["weights"],
             "top1_agreement_pct": fidelity.get("top1_agreement_pct"),
             "conversion_s": item["report"]["seconds"]["total"]}
 
@@ -208,7 +209,7 @@ def adb_measure(session, options):
 
 
 def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, measure, jobs=2,
-                baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True):
+                baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True, command=None):
     """Convert (or reuse), benchmark round by round into ``out_dir``/results.jsonl (``measure`` None: no
     latency), count instructions on the emulated ``arm_cores``, write the report there; returns the markdown."""
     results_path = os.path.join(out_dir, "results.jsonl")
@@ -219,7 +220,7 @@ def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, 
         benchmark_rounds(entries, converted, threads_list, options, results_path, measure, log)
     if arm_cores:
         count_on_arm(entries, converted, arm_cores, results_path, use_xnnpack, jobs, log)
-    text = report.write_report(results_path, out_dir, baseline)
+    text = report.write_report(results_path, out_dir, baseline, command)
     log(f"compare: conversions {converted_s:.0f} s, total {time.perf_counter() - start:.0f} s; "
         f"results.jsonl, report.md, CSV and plots in {out_dir}")
     return text

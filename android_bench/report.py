@@ -50,7 +50,7 @@ def aggregate(records, baseline=DEFAULT_BASELINE):
             "median_ms": statistics.median(s["median_us"] if s.get("median_us") is not None else s["mean_us"]
                                            for s in stats) / 1000.0,
             "p95_ms": _median_or_none(s.get("p95_us") for s in stats),
-            "rounds": len(group), "top1": label.get("top1"),
+            "rounds": len(group), "top1": label.get("top1"), "weights": label.get("weights"),
         })
     order = {name: i for i, name in enumerate(ZOO)}
     for rows in tables.values():
@@ -190,21 +190,28 @@ def accuracy_figure(device, rows, value="median_ms", xlabel="measured median lat
             entry = ZOO.get(r["model"])
             families[entry.family if entry else r["model"]][r["precision"]].append(r)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    random_weights = any(r.get("weights") == "random" for by in families.values() for m in by.values() for r in m)
     points = []
     for index, (family, by_precision) in enumerate(families.items()):
         color = colors[index % len(colors)]
         for precision, members in by_precision.items():
             members.sort(key=lambda r: r[value])
             int8 = precision == "int8"
+            hollow = all(r.get("weights") == "random" for r in members)
             axes.plot([r[value] for r in members], [r["top1"] for r in members], color=color,
-                      marker="s" if int8 else "o", linestyle="-" if int8 else "--", label=f"{family} {precision}")
+                      marker="s" if int8 else "o", linestyle="-" if int8 else "--",
+                      markerfacecolor="none" if hollow else color,
+                      label=f"{family} {precision}" + (" (random weights)" if hollow else ""))
             points += [(r[value], r["top1"], f"{_label_of(r['model'])} {precision}") for r in members]
     axes.set_xlabel(f"{xlabel}, {threads} thread{'s' if threads > 1 else ''}")
     axes.set_ylabel("published ImageNet top-1 (%)")
-    axes.set_title(f"Accuracy vs {xlabel.split(' (')[0].replace('measured median ', '')} on {device}")
+    title = f"Accuracy vs {xlabel.split(' (')[0].replace('measured median ', '')} on {device}"
+    if random_weights:  # the y value is the architecture's, not what these files would score
+        title += "\nhollow: random weights, placed at the architecture's published top-1"
+    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.margins(x=0.25, y=0.15)  # room for labels beside the outermost points
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # off the points
     figure.canvas.draw()  # fixes the limits, so label boxes are measured where they will be drawn
     place_labels(axes, points)
     return figure
@@ -218,11 +225,45 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60]
 
 
-def write_report(results_path, out_dir, baseline=None):
+def provenance(records, command=None):
+    """The header of report.md: when, by which command, on which machines, with which runtimes, how many runs."""
+    import datetime
+
+    from ghostnet_tf.cli import package_version
+
+    dates = sorted(r["date"] for r in records)
+    runtimes = sorted({f"{r['runtime']['name']} {r['runtime'].get('version') or ''}".strip() for r in records})
+    devices = list(dict.fromkeys(device_key(r) if r["mode"] != "arm-emulated" else
+                                 f"emulated {r['device'].get('cpu')} ({r['device'].get('emulator', 'qemu')} "
+                                 f"{r['device'].get('emulator_version') or ''})".replace(" )", ")")
+                                 for r in records))
+    lines = [f"- written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by ghostnet-tf "
+             f"{package_version()}" + (f": `{command}`" if command else ""),
+             f"- measured {dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} UTC",
+             f"- machines: {'; '.join(devices)}",
+             f"- runtimes: {', '.join(runtimes)}"]
+    timed = [r for r in records if r.get("stats")]
+    if timed:
+        counts = sorted({r["stats"]["count"] for r in timed})
+        warmups = sorted({(r.get("warmup") or {}).get("count", 0) for r in timed})
+        groups = defaultdict(int)
+        for r in timed:
+            groups[(device_key(r), *_label(r), r["threads"], r["delegate"])] += 1
+        rounds = sorted(set(groups.values()))
+        lines.append(f"- latency: {'/'.join(map(str, counts))} timed runs after {'/'.join(map(str, warmups))} "
+                     f"warm-up per round, {'/'.join(map(str, rounds))} round(s) per configuration")
+    weights = sorted({(r.get("label") or {}).get("weights") for r in records} - {None})
+    if "random" in weights:
+        lines.append("- weights: random (latency and instructions do not depend on them; the accuracy plots show "
+                     "each architecture's published top-1, not these files')")
+    return "\n".join(lines) + "\n\n"
+
+
+def write_report(results_path, out_dir, baseline=None, command=None):
     """Write report.md, report.csv and per-device PNGs into ``out_dir`` (and for arm-emulated records
     instructions.csv and instruction plots per core); return the markdown.
     ``baseline``: the model of the ratio column, which must be in the results (None: DEFAULT_BASELINE if
-    measured)."""
+    measured). ``command``: the command line that produced the results, for the header."""
     records = results.read_records(results_path)
     if not records:
         raise ValueError(f"{results_path}: no benchmark records in the file")
@@ -234,6 +275,7 @@ def write_report(results_path, out_dir, baseline=None):
     counted = [r for r in records if r["mode"] == "arm-emulated"]
     os.makedirs(out_dir, exist_ok=True)
     text = ""
+    header = "# Benchmark report\n\n" + provenance(records, command)
     if timed:
         tables = aggregate(timed, baseline)
         text += markdown(tables, baseline)
@@ -242,7 +284,8 @@ def write_report(results_path, out_dir, baseline=None):
             suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
             write_atomic(os.path.join(out_dir, f"latency{suffix}.png"),
                          bar_plot(device, rows, "median_ms", "median latency (ms)"))
-            write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
+            if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
+                write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
     if counted:  # instruction counts on emulated ARM cores: their own tables and plots, never as time
         tables = arm_report.aggregate(counted, baseline, _label)
         text += arm_report.markdown(tables, baseline)
@@ -252,7 +295,8 @@ def write_report(results_path, out_dir, baseline=None):
             suffix = f"_{_slug(rows[0]['core'])}"
             write_atomic(os.path.join(out_dir, f"instructions{suffix}.png"),
                          bar_plot(core, rows, "instructions_m", "instructions per inference (M), not time"))
-            write_atomic(os.path.join(out_dir, f"accuracy_instructions{suffix}.png"),
-                         accuracy_plot(core, rows, "instructions_m", "instructions per inference (M)"))
-    write_atomic(os.path.join(out_dir, "report.md"), text.encode("utf-8"))
+            if any(r["top1"] is not None for r in rows):
+                write_atomic(os.path.join(out_dir, f"accuracy_instructions{suffix}.png"),
+                             accuracy_plot(core, rows, "instructions_m", "instructions per inference (M)"))
+    write_atomic(os.path.join(out_dir, "report.md"), (header + text).encode("utf-8"))
     return text

@@ -27,7 +27,7 @@ def _add_json_arguments(p):
 
 
 def register(sub):
-    p = sub.add_parser("convert", help="convert to .tflite (float32/float16/dynamic/int8) and verify the result",
+    p = sub.add_parser("convert", help="convert to .tflite (float32/float16/dynamic/int8/int16x8) and verify the result",
                        description="Convert a GhostNet or a saved Keras model to TFLite, audit the graph and "
                                    "measure its fidelity against the Keras float model.")
     _add_model_arguments(p)
@@ -64,7 +64,8 @@ def register(sub):
     p.add_argument("--tflite", metavar="FILE.tflite", help="the converted model")
     _add_model_arguments(p, required=False)
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
-    p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="evaluate N images only, evenly spaced over the sorted list (not the first N)")
     p.add_argument("--crop-pct", type=_crop_pct, metavar="F",
                    help="evaluation crop as a fraction of the short side (default: the one a `ghostnet train` model "
                         "records, else ImageNet's 0.875; 1 = the whole image, e.g. for 32x32 CIFAR at 32)")
@@ -123,6 +124,9 @@ def convert_command(args):
     keep_float = parse_keep_float(args.keep_float, args.target_agreement)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
                  {"--output": args.output, "--report": args.report})
+    if args.width is not None and args.weights is None:
+        print("warning: --width without --weights: random weights; the file's size and speed are real, its "
+              "fidelity figures say nothing about accuracy (give --weights imagenet or a checkpoint)", file=sys.stderr)
     if args.quantize in ("int8", "int16x8") and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)

@@ -13,6 +13,7 @@ from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
 from ghostnet_tf.preprocessing import model_inputs, model_transform
+from ghostnet_tf.quiet import native_output_silenced
 
 
 @dataclass
@@ -163,7 +164,8 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         configure(converter, quantize, io, representative_dataset)
         converter._experimental_calibrate_only = keep_float is not None  # calibrate here, quantize below
         try:
-            content = converter.convert()
+            with native_output_silenced():  # the converter prints its options and MLIR passes on fd 1/2
+                content = converter.convert()
         except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
             raise ValueError(_converter_error(exc)) from None
     if keep_float is not None:

@@ -10,6 +10,7 @@ from convert import rewrites
 from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import calibration_inputs, configure, export_saved_model
 from ghostnet_tf.preprocessing import model_inputs, model_transform
+from ghostnet_tf.quiet import native_output_silenced
 
 
 def per_layer_errors(model, input_size, calibration, calibration_steps, eval_images, eval_count,
@@ -39,8 +40,10 @@ def per_layer_errors(model, input_size, calibration, calibration_steps, eval_ima
         export_saved_model(exported, input_size, directory)
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         configure(converter, "int8", "float32", dataset(inputs))
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset(held_out))
-        debugger.run()
+        with native_output_silenced():
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                                 debug_dataset=dataset(held_out))
+            debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     rows = []

@@ -80,10 +80,13 @@ def quantize(calibrated, io, keep=()):
     import tensorflow as tf
     from tensorflow.lite.python import convert as tf_convert
 
+    from ghostnet_tf.quiet import native_output_silenced
+
     io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
-    return tf_convert.mlir_quantize(calibrated, disable_per_channel=False,
-                                    input_data_type=io_dtype, output_data_type=io_dtype,
-                                    denylisted_nodes=list(keep) or None)
+    with native_output_silenced():  # the quantizer prints its options on fd 2
+        return tf_convert.mlir_quantize(calibrated, disable_per_channel=False,
+                                        input_data_type=io_dtype, output_data_type=io_dtype,
+                                        denylisted_nodes=list(keep) or None)
 
 
 def search(calibrated, io, inputs, reference, target_agreement, show_progress=True):

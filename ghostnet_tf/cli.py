@@ -1,13 +1,14 @@
 """The ``ghostnet`` command. Each package adds its subcommands through the ``ghostnet.commands`` entry point
 group (pyproject.toml), so this module names none of them and imports flow one way: packages -> here."""
 import argparse
-import contextlib
 import importlib
 import os
+import shlex
 import sys
 from importlib.metadata import entry_points
 
 from ghostnet_tf.cliutil import UsageError
+from ghostnet_tf.quiet import import_tensorflow_quietly
 
 ENTRY_POINT_GROUP = "ghostnet.commands"
 # Help order of the installed packages' command groups; others follow by name.
@@ -23,35 +24,32 @@ def _registrars(modules):
     return [ep.load() for ep in found]
 
 
+def package_version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ghostnet-tf")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser(prog="ghostnet", modules=None):
-    parser = argparse.ArgumentParser(prog=prog, description="GhostNet for Keras 3 and TensorFlow Lite.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="GhostNet for Keras 3, exported to int8 TensorFlow Lite and measured on ARM CPUs: "
+                               "info/port/train a model, convert/eval it, bench it (phone over adb, this CPU, "
+                               "emulated ARM cores) and compare it with MobileNets.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in _registrars(modules):
         register(sub)
     return parser
 
 
-def import_tensorflow_quietly():
-    """Import TensorFlow with file descriptor 2 closed: its C++ start-up lines (absl's "I0000 ...") ignore
-    TF_CPP_MIN_LOG_LEVEL, and an error message must stay one line."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            with contextlib.suppress(ImportError):  # the command itself reports a missing TensorFlow
-                importlib.import_module("tensorflow")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv=None, prog="ghostnet", modules=None):
     """Run one subcommand; bad input is one line on stderr and exit status 2 (GHOSTNET_DEBUG=1: traceback)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser(prog, modules).parse_args(argv)
+    args.command_line = shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])  # for reports
     try:
         if getattr(args, "tensorflow", False):
             import_tensorflow_quietly()

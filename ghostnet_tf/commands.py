@@ -28,7 +28,7 @@ def register(sub):
                    help="v3: the folded inference form (default: the multi-branch training form, timm's count)")
     p.add_argument("--width", type=parse_width, default=1.0, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
-    p.add_argument("--classes", type=positive_int, default=1000)
+    p.add_argument("--classes", type=positive_int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.set_defaults(func=info, tensorflow=True)
 

@@ -58,17 +58,20 @@ def make_interpreter(model_path=None, model_content=None, num_threads=None, use_
     """A TFLite interpreter (tensors allocated). ``use_xnnpack=False`` runs the builtin kernels alone,
     so the op list shows the real ops instead of one delegate node."""
     from ghostnet_tf.cliutil import first_line
+    from ghostnet_tf.quiet import native_output_silenced
 
     runtime = get_runtime()
     resolver = runtime.op_resolver_type
     try:
-        interpreter = runtime.interpreter_class(
-            model_path=None if model_path is None else str(model_path),
-            model_content=model_content,
-            num_threads=num_threads,
-            experimental_op_resolver_type=resolver.AUTO if use_xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        interpreter.allocate_tensors()
+        with native_output_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = runtime.interpreter_class(
+                model_path=None if model_path is None else str(model_path),
+                model_content=model_content,
+                num_threads=num_threads,
+                experimental_op_resolver_type=(resolver.AUTO if use_xnnpack
+                                               else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+            )
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:  # flatbuffer and allocation errors name no file
         source = "the model" if model_path is None else str(model_path)
         raise ValueError(f"{source} is not a TFLite model the runtime can load ({first_line(exc)})") from None

@@ -269,13 +269,19 @@ def warmup_cosine(peak, warmup_steps, total_steps):
     return _schedule_class()(peak, warmup_steps, total_steps)
 
 
-def build_model(config, steps_per_epoch):
-    import keras
-
+def ghostnet_builder(config):
+    """The model ``ghostnet train`` trains: a GhostNet of ``config.width`` for ``config.classes`` classes."""
     from ghostnet_tf.model import GhostNet
 
-    model = GhostNet(width=config.width, input_shape=(*config.input_size, 3), classes=config.classes,
-                     dropout_rate=config.dropout)
+    return GhostNet(width=config.width, input_shape=(*config.input_size, 3), classes=config.classes,
+                    dropout_rate=config.dropout)
+
+
+def build_model(config, steps_per_epoch, builder=ghostnet_builder):
+    """``builder(config)`` -> an uncompiled Keras model; with --weights, --freeze-backbone and the optimizer."""
+    import keras
+
+    model = builder(config)
     if config.weights:
         load_checkpoint(model, config.weights)
     if config.freeze_backbone:
@@ -344,8 +350,13 @@ def configure_devices(devices):
 
 # ---------------------------------------------------------------- recording
 
-def save_model(model, path, transform):
-    """``model.save`` through a temporary file, with the evaluation transform recorded inside."""
+def save_model(model, path, transform, optimizer=True):
+    """``model.save`` through a temporary file, with the evaluation transform recorded inside.
+    ``optimizer=False`` leaves the optimizer state out (the best model: for deployment, a third the size)."""
+    import keras
+
+    if not optimizer:  # the same layers in an uncompiled model: no optimizer variables to save
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(path) as tmp:
         model.save(tmp)
         write_transform(tmp, transform)
@@ -421,7 +432,7 @@ class Run:
         self.history.append(row)
         save_model(model, self.paths["last"], self.transform)
         if self.best is row:
-            save_model(model, self.paths["best"], self.transform)
+            save_model(model, self.paths["best"], self.transform, optimizer=False)
         self.write_log()
         self.write_report()
 
@@ -462,9 +473,11 @@ def _check_config(config):
         raise ValueError("give --val DIR or --val-split, not both")
 
 
-def train(data, output, config=None, resume=False, show_progress=True, show=print, **options):
+def train(data, output, config=None, resume=False, show_progress=True, show=print, builder=ghostnet_builder,
+          **options):
     """Train a GhostNet on ``data`` (class folders or .npz) and write ``output`` (.keras) and its companions
-    (``output_paths``). Returns the report (dict). ``options`` set fields of ``TrainConfig``."""
+    (``output_paths``). Returns the report (dict). ``options`` set fields of ``TrainConfig``; ``builder(config)``
+    makes the (uncompiled) model, a GhostNet by default (a resumed run reloads its own)."""
     output = os.fspath(output)
     if not output.endswith(".keras"):
         raise ValueError(f"-o/--output: the model is saved as a .keras file, got {output!r}")
@@ -532,7 +545,7 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
         if resume:
             model = load_model(paths["last"])
         else:
-            model = build_model(config, steps)
+            model = build_model(config, steps, builder)
     if resume:
         # The optimizer state (step count, moments) comes back with the model; check it is where the log ends.
         done = int(np.asarray(model.optimizer.iterations))

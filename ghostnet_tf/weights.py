@@ -23,8 +23,9 @@ from ghostnet_tf.dfc import NearestUpsample  # noqa: F401  registered: port file
 from ghostnet_tf.reparam import fold_state_dict, has_branches
 from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS
 
-# timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). The sha256 of the hub file was not
-# available when this was written (no network); set it once known and get_file verifies every download.
+# timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). Every download is checked for completeness
+# (Content-Length) and, with IMAGENET_SHA256 set, for its hash, before it enters the cache. The hub file's
+# sha256 is not pinned yet: it could not be read without network access; set it here once known.
 IMAGENET_URL = "https://huggingface.co/timm/ghostnet_100.in1k/resolve/main/model.safetensors"
 IMAGENET_SHA256 = None
 IMAGENET_FILENAME = "ghostnet_100.in1k.safetensors"
@@ -289,12 +290,57 @@ def assign_state_dict(model, state, source="the state dict"):
         var.assign(layout.to_keras(np.asarray(state[key], np.float32), tuple(var.shape)))
 
 
+def sha256_of(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url, path, sha256=None):
+    """Fetch ``url`` into ``path`` through a temporary file that is renamed into place only when complete
+    (as many bytes as the server announced) and, with ``sha256``, of that hash: an interrupted or corrupted
+    download never becomes a file a later run trusts."""
+    import hashlib
+    import http.client
+    import sys
+    import urllib.request
+
+    from ghostnet_tf.files import atomic_path
+
+    digest, size = hashlib.sha256(), 0
+    with atomic_path(path) as tmp:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            announced = response.headers.get("Content-Length")
+            print(f"downloading {url}" + (f" ({int(announced) / 1e6:.1f} MB)" if announced else ""), file=sys.stderr)
+            try:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            except http.client.IncompleteRead as exc:  # the connection dropped before the announced length
+                size += len(exc.partial)
+        if announced is not None and size != int(announced):
+            raise OSError(f"the download stopped after {size} of {announced} bytes")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise OSError(f"the file's sha256 is {digest.hexdigest()}, expected {sha256}: corrupted or replaced")
+    return path
+
+
 def imagenet_weights():
-    """The cached path of timm's ghostnet_100.in1k weights, downloading them on first use."""
+    """The cached path of timm's ghostnet_100.in1k weights, downloading them on first use (and again when a
+    cached file no longer has the pinned hash)."""
+    base = IMAGENET_CACHE_DIR or os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(base, "models", IMAGENET_FILENAME)
+    if os.path.isfile(path) and (IMAGENET_SHA256 is None or sha256_of(path) == IMAGENET_SHA256):
+        return path
     try:
-        return keras.utils.get_file(IMAGENET_FILENAME, IMAGENET_URL, file_hash=IMAGENET_SHA256,
-                                    cache_subdir="models", cache_dir=IMAGENET_CACHE_DIR)
-    except Exception as exc:  # get_file raises a bare Exception for URL errors, ValueError for a bad hash
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return download(IMAGENET_URL, path, IMAGENET_SHA256)
+    except Exception as exc:  # URLError, HTTPError, timeouts, a bad hash, a full disk
         raise OSError(f"`weights='imagenet'`: could not download {IMAGENET_URL} ({first_line(exc)}); "
                       "offline, download it elsewhere and pass weights='/path/to/model.safetensors'") from None
 

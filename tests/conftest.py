@@ -1,37 +1,46 @@
 """Fixtures shared by the test modules: the tiny GhostModule model, image writers, the tiny converted
-TFLite models and the stand-in phone (tests/fake_adb)."""
+TFLite models and the stand-in phone (tests/fake_adb).
+
+Every test and every fixture starts from a fixed random state (``seed_everything``), so no result depends on
+the order the tests run in or on which earlier test happened to build a shared fixture first."""
 import os
+import random
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
 from fake_adb.models import tiny_models
+from tiny import TINY_SIZE, tiny_model as _tiny_model
 from fake_adb.phone import make_elf, make_phone
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-TINY_SIZE = (32, 32)
+TEST_SEED = 0
 
 
-def _tiny_model(preprocessing=True, extra_layer=None, classes=10):
-    """A small network built from GhostModule (the issue: 'any Keras model built with GhostModule')."""
-    import keras
-    from keras import layers
+def seed_everything(seed):
+    """Python, NumPy, and (once imported) Keras/TensorFlow with Keras's global seed generator."""
+    random.seed(seed)
+    import numpy as np
 
-    from ghostnet_tf.layers import GhostModule
-    from ghostnet_tf.preprocessing import normalization_layer
+    np.random.seed(seed)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
 
-    inputs = keras.Input((*TINY_SIZE, 3), name="image")
-    x = normalization_layer()(inputs) if preprocessing else inputs
-    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    if extra_layer is not None:
-        x = extra_layer(x)
-    x = GhostModule(16, name="ghost1")(x)
-    x = GhostModule(128, use_relu=False, name="ghost2")(x)  # big enough for dynamic-range quantization
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(classes, activation="softmax")(x)
-    return keras.Model(inputs, x, name="tiny")
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Each fixture is built from a random state of its own (by its name), whenever it happens to be built."""
+    seed_everything(zlib.crc32(fixturedef.argname.encode()) % 2 ** 31)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """The test body starts from the same state, after all of its fixtures were set up."""
+    seed_everything(TEST_SEED)
+    return (yield)
 
 
 def _write_image(path, array):
@@ -48,6 +57,19 @@ def _write_image(path, array):
 def tiny_model():
     """The builder of the tiny GhostModule model (32x32 RGB in [0, 255] -> 10 classes by default)."""
     return _tiny_model
+
+
+@pytest.fixture(scope="session")
+def trained_tiny():
+    """The tiny classifier trained on CIFAR-10 (49.6 % test top-1 at 32x32; tools/cifar10_reference.py tiny), its
+    transform inside: trained weights for the fast tests whose claims are about agreement or accuracy."""
+    from ghostnet_tf.training import load_model
+
+    return load_model(str(FIXTURES / "cifar10_tiny.keras"))
+
+
+CIFAR_CALIBRATION = FIXTURES / "cifar10_calibration_200.npz"  # 20 training images per class, 32x32
+CIFAR_TEST = FIXTURES / "cifar10_test_1000.npz"  # 100 test images per class, 32x32, with labels
 
 
 @pytest.fixture(scope="session")

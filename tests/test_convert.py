@@ -16,6 +16,8 @@ from convert.calibration import image_source, synthetic_images
 from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
 from ghostnet_tf.runtime import make_interpreter
 
+from conftest import CIFAR_CALIBRATION, CIFAR_TEST
+
 SIZE = (32, 32)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -34,7 +36,8 @@ MODES = [("float32", "float32"), ("float16", "float32"), ("dynamic", "float32"),
 
 @pytest.fixture(scope="module")
 def model(tiny_model):
-    return tiny_model()
+    """Random weights, so it ends in logits: agreement of near-uniform softmax outputs would be luck."""
+    return tiny_model(activation=None)
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +137,16 @@ def test_fidelity_report(model, reports):
         assert report["fidelity"]["cosine_mean"] == pytest.approx(cosine.mean(), abs=1e-6)
     float32 = reports[("float32", "float32")]
     reference, converted = keras_and_tflite(model, float32["output"]["path"], synthetic_images(4, SIZE, 1).images)
-    assert np.abs(reference - converted).max() < 1e-5
-    assert float32["fidelity"]["max_abs_error"] < 1e-5 and float32["fidelity"]["top1_agreement_pct"] == 100.0
+    tolerance = 1e-5 * max(1.0, np.abs(reference).max())  # float rounding, relative to the logits' size
+    assert np.abs(reference - converted).max() < tolerance
+    assert float32["fidelity"]["max_abs_error"] < tolerance
     # The API re-checks a written file the same way.
     again = verify_model(float32["output"]["path"], model, "float32", eval_count=16, show_progress=False)
     assert again["audit"] == float32["audit"] and again["fidelity"] == float32["fidelity"]
     int8 = reports[("int8", "int8")]["fidelity"]
     assert int8["max_abs_error"] > float32["fidelity"]["max_abs_error"]  # reported, not assumed equal
-    assert int8["sqnr_db"] < float32["fidelity"]["sqnr_db"]
+    # float32 may match exactly (SQNR None: no error at all); int8 always carries rounding noise.
+    assert 10.0 < int8["sqnr_db"] < (float32["fidelity"]["sqnr_db"] or math.inf)
 
 
 def test_calibration_and_eval_sets_differ():
@@ -400,7 +405,8 @@ def test_cli_error_in_subprocess_is_one_line(tmp_path):
                            "-o", str(tmp_path / "m.tflite"), "--calibration", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"python -m convert: error: --calibration: no JPEG/PNG images found in "
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]  # the random-weights notice
+    assert lines == [f"python -m convert: error: --calibration: no JPEG/PNG images found in "
                                         f"{str(tmp_path)!r}"]
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
 
@@ -457,16 +463,17 @@ def test_atomic_write_errors_name_the_users_path(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_int16x8_mode_keeps_int16_activations(tiny_model, tmp_path):
-    """--quantize int16x8: int8 weights, int16 activations (TFLite's 16x8 kernels), float input and output."""
-    from convert.api import convert_and_verify
-    from ghostnet_tf.runtime import make_interpreter
-
+def test_int16x8_mode_keeps_int16_activations(trained_tiny, tmp_path):
+    """--quantize int16x8: int8 weights, int16 activations (TFLite's 16x8 kernels), float input and output; on
+    trained weights (the tiny CIFAR-10 classifier), since its fidelity is the claim."""
     path = tmp_path / "m16.tflite"
-    report = convert_and_verify(tiny_model(), path, quantize="int16x8", calibration_steps=8, eval_count=8,
+    report = convert_and_verify(trained_tiny, path, quantize="int16x8", calibration=str(CIFAR_CALIBRATION),
+                                calibration_steps=200, eval_images=str(CIFAR_TEST), eval_count=1000,
                                 show_progress=False)
-    assert report["quantize"] == "int16x8" and report["calibration"]["count"] == 8
+    assert report["quantize"] == "int16x8" and report["calibration"]["count"] == 200
     details = make_interpreter(model_path=str(path)).get_tensor_details()
     dtypes = {str(np.dtype(d["dtype"])) for d in details}
     assert "int16" in dtypes and "int8" in dtypes  # activations and weights
-    assert report["fidelity"]["top1_agreement_pct"] == 100.0 and report["fidelity"]["sqnr_db"] > 30
+    # Measured on the 1,000 CIFAR test images (TF 2.21): int16x8 33.1 dB and 98.1 % top-1 agreement, full int8
+    # 29.5 dB and 96.9 %. The bounds keep about 1 dB and 6 images of room for other versions.
+    assert report["fidelity"]["sqnr_db"] >= 32.0 and report["fidelity"]["top1_agreement_pct"] >= 97.5

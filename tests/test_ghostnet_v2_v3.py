@@ -244,6 +244,8 @@ def test_v2_int8_is_fully_int8(v2_int8):
 
 def test_v3_float32_export_is_the_keras_model(tmp_path):
     """The folded V3 (what `convert --family v3` builds), float32: the file computes what Keras computes."""
-    model = GhostNetV3(0.5, input_shape=(80, 96, 3), reparameterized=True)
+    model = GhostNetV3(0.5, input_shape=(80, 96, 3), reparameterized=True, classifier_activation=None)
     report = convert_and_verify(model, tmp_path / "v3.tflite", quantize="float32", eval_count=4, show_progress=False)
-    assert report["fidelity"]["max_abs_error"] < 1e-5 and report["fidelity"]["top1_agreement_pct"] == 100
+    # Logits of random weights: float rounding relative to their size (top-1 of near-ties would be luck).
+    peak = np.abs(model.predict(np.full((1, 80, 96, 3), 128.0, np.float32), verbose=0)).max()
+    assert report["fidelity"]["max_abs_error"] < 1e-5 * max(1.0, peak)

@@ -5,10 +5,15 @@ import pytest
 
 from convert.api import convert_and_verify
 from convert.inference import predict
-from convert.mixed import MAX_AUTO_OPS, KeepFloat, layer_of, parse_keep_float
+from convert.mixed import KeepFloat, layer_of, parse_keep_float
 from ghostnet_tf.runtime import make_interpreter
 
+from conftest import CIFAR_CALIBRATION, CIFAR_TEST
+
 EDGE = ("QUANTIZE", "DEQUANTIZE")
+# Top-1 agreement with float on the 200 calibration images. Measured with TF 2.21: int8 alone 93.5 %; the search
+# passes 97.5 % at its 8th float op and reaches 99.0 % at the 10th (the classifier).
+TARGET = 98.0
 
 
 @pytest.fixture(scope="module")
@@ -62,40 +67,27 @@ def test_auto_with_a_met_target_keeps_nothing_and_equals_plain_int8(model, tmp_p
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.fixture
-def seeded():
-    """Seed 0 for one test, then a fresh random seed: a fixed global seed must not leak into later tests."""
-    import os
-
-    import keras
-
-    keras.utils.set_random_seed(0)
-    yield
-    keras.utils.set_random_seed(int.from_bytes(os.urandom(4), "little"))
-
-
-def test_auto_search_keeps_the_most_sensitive_ops_until_the_target(tiny_model, tmp_path, seeded):
-    """Float output, so the search can reach full agreement (near-uniform softmax outputs of random weights
-    need the float softmax: an int8 output cannot order them). Seeded: weights whose int8 model disagrees on
-    some of the 16 calibration images."""
-    report = convert(tiny_model(), tmp_path / "m.tflite", KeepFloat(auto=True, target_agreement=100.0),
-                     io="float32")
+def test_auto_search_keeps_the_most_sensitive_ops_until_the_target(trained_tiny, tmp_path):
+    """On the 200 CIFAR calibration images, int8 alone disagrees with float on some; the search keeps the most
+    sensitive ops, one at a time, and must reach the target (a regression value of this pipeline: the
+    conversion is deterministic, TARGET sits below what it reached here)."""
+    report = convert_and_verify(trained_tiny, tmp_path / "m.tflite", quantize="int8", calibration=str(CIFAR_CALIBRATION),
+                                calibration_steps=200, eval_images=str(CIFAR_TEST), eval_count=200,
+                                show_progress=False, keep_float=KeepFloat(auto=True, target_agreement=TARGET))
     search = report["keep_float"]["search"]
     steps = search["steps"]
-    assert search["images"] == 16 and search["int8_agreement_pct"] < 100.0 and steps
+    assert search["images"] == 200 and search["int8_agreement_pct"] < TARGET and steps
+    assert search["reached"] and not [w for w in report["warnings"] if "was not reached" in w]
+    # It stops at the first op that reaches the target.
+    assert steps[-1]["agreement_pct"] >= TARGET and all(s["agreement_pct"] < TARGET for s in steps[:-1])
     gains = [s["sqnr_gain_db"] for s in steps]
     assert gains == sorted(gains, reverse=True)  # most sensitive first
     assert [s["layer"] for s in steps] == [s["layer"] for s in search["sensitivity"][:len(steps)]]
-    if search["reached"]:  # stops at the first op that reaches the target
-        assert steps[-1]["agreement_pct"] >= 100.0 and all(s["agreement_pct"] < 100.0 for s in steps[:-1])
-    else:
-        assert len(steps) == min(MAX_AUTO_OPS, len(search["sensitivity"]))
-        assert any("was not reached" in w for w in report["warnings"])
     kept = report["audit"]["int8"]["kept_float"]
     assert report["audit"]["int8"]["ok"]
     assert sorted(float_ops(tmp_path / "m.tflite")) == sorted(o["op_index"] for o in kept)
-    chosen = {o["layer"] for o in kept if not o["follows_kept_op"]}
-    assert chosen == {s["layer"] for s in steps} == set(report["keep_float"]["layers"])
+    chosen = {s["layer"] for s in steps}
+    assert chosen == set(report["keep_float"]["layers"])
     for o in kept:  # an op the search did not choose is float only because its input comes from one it chose
         assert o["layer"] in chosen or o["follows_kept_op"]
 

@@ -124,3 +124,17 @@ def test_int8_fidelity_holds(model, converted):
 
     before, after = sqnr(converted[("int8", "none")].path), sqnr(converted[("int8", "auto")].path)
     assert after > 15 and after >= before - 1.0
+
+
+@pytest.mark.parametrize("family", ["v2", "v3"])
+def test_rewrites_keep_the_float_outputs_of_v2_and_v3(family, pixels):
+    """GhostNetV2 (DFC attention) and the folded GhostNetV3 share V1's stem and ghost modules: whatever
+    rewrites find their pattern there stay exact in float."""
+    from ghostnet_tf import build_model
+
+    net = build_model(family, 0.5, input_shape=(*SIZE, 3), classes=10, classifier_activation=None)
+    rewritten, applied = rewrites.apply(net, SIZE, rewrites.REWRITES)
+    assert "fold-normalization" in applied
+    expected = net(pixels, training=False).numpy()
+    got = rewritten(pixels, training=False).numpy()
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()

@@ -294,3 +294,48 @@ def test_port_failures_write_nothing(checkpoints, tmp_path, capsys, args, messag
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert list(out.iterdir()) == []
+
+
+def test_imagenet_download_is_verified_by_its_hash(checkpoints, tmp_path, monkeypatch):
+    """The real download path against a local file: a pinned hash admits the file; a wrong one leaves nothing in
+    the cache; a cached file that lost its hash is fetched again."""
+    checkpoint = checkpoints["ghostnet_100"]
+    cached = tmp_path / "models" / gw.IMAGENET_FILENAME
+    monkeypatch.setattr(gw, "IMAGENET_URL", checkpoint.path.as_uri())
+    monkeypatch.setattr(gw, "IMAGENET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(gw, "IMAGENET_SHA256", "0" * 64)
+    with pytest.raises(OSError) as excinfo:
+        gw.imagenet_weights()
+    assert f"expected {'0' * 64}: corrupted or replaced" in one_line_error(excinfo)
+    assert list((tmp_path / "models").iterdir()) == []  # no file, no temporary left behind
+    monkeypatch.setattr(gw, "IMAGENET_SHA256", gw.sha256_of(checkpoint.path))
+    assert gw.imagenet_weights() == str(cached) and gw.sha256_of(cached) == gw.IMAGENET_SHA256
+    cached.write_bytes(b"truncated")
+    assert gw.imagenet_weights() == str(cached) and gw.sha256_of(cached) == gw.IMAGENET_SHA256
+
+
+def test_an_incomplete_download_is_refused(tmp_path):
+    """Fewer bytes than the server announced (a dropped connection) never reach the cache."""
+    import http.server
+    import threading
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Short)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(OSError, match="stopped after 10 of 1000 bytes"):
+            gw.download(f"http://127.0.0.1:{server.server_port}/w.safetensors", tmp_path / "w.safetensors")
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []

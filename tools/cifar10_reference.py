@@ -7,6 +7,8 @@
     python tools/cifar10_reference.py fixtures --data cifar --model cifar10_ghostnet_100.keras --out tests/fixtures
     # 3. the table on the 10,000 test images (latency: `ghostnet bench local`'s runner; instructions: `bench arm`)
     python tools/cifar10_reference.py table --data cifar --model cifar10_ghostnet_100.keras --out table.json
+    # 4. the small trained model of the fast tests (the tests' tiny GhostModule classifier, 32x32, a few minutes)
+    python tools/cifar10_reference.py tiny --data cifar --out tests/fixtures
 
 ``cifar`` is ../shared/data/cifar10-jpeg.tar.gz unpacked (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg).
 """
@@ -81,6 +83,28 @@ def fixtures(args):
     print(f"wrote the fixtures to {args.out}")
 
 
+TINY_EPOCHS = 6
+
+
+def tiny(args):
+    """The tests' tiny GhostModule classifier (tests/tiny.py) trained on the 50,000 CIFAR-10 training images at
+    32x32: trained weights for the tests whose claims need them (agreement, the --keep-float target) but
+    cannot afford a full GhostNet."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+    from tiny import tiny_classifier
+
+    from ghostnet_tf.training import train
+
+    out = os.path.join(args.out, "cifar10_tiny.keras")
+    report = train(os.path.join(args.data, "train"), out, builder=tiny_classifier, input_size=NATIVE,
+                   epochs=args.epochs, batch_size=128, lr=1e-2, seed=0, val=os.path.join(args.data, "test"),
+                   show_progress=False)
+    for suffix in (".last.keras", ".log.csv", ".report.json"):  # the run's companions stay out of the fixtures
+        os.replace(out[:-len(".keras")] + suffix, os.path.join(tempfile.gettempdir(), "cifar10_tiny" + suffix))
+    best = max(row["val_accuracy"] for row in report["history"])
+    print(f"wrote {out}: {report['epochs_done']} epochs, best test top-1 {100 * best:.2f} %")
+
+
 def speed(path, arm):
     """(host latency ms: median of 200 invokes of `ghostnet bench local`'s runner, 1 thread; Cortex-A76
     instructions per inference under `ghostnet bench arm`'s emulator, or None without its setup)."""
@@ -153,6 +177,11 @@ def main():
     p.add_argument("--model", required=True)
     p.add_argument("--out", default="tests/fixtures")
     p.set_defaults(func=fixtures)
+    p = sub.add_parser("tiny")
+    p.add_argument("--data", required=True)
+    p.add_argument("--epochs", type=int, default=TINY_EPOCHS)
+    p.add_argument("--out", default="tests/fixtures")
+    p.set_defaults(func=tiny)
     p = sub.add_parser("table")
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
