@@ -140,6 +140,8 @@ def _label(entry, precision, item, round_index):
     return {"name": entry.name, "precision": precision, "round": round_index, "params": item["meta"]["params"],
             "macs": item["meta"]["macs"], "top1": entry.top1, "weights": item["meta"]["weights"],
             "top1_agreement_pct": fidelity.get("top1_agreement_pct"),
+            "converter": ", ".join(f"{name} {version}" for name, version in item["report"].get("versions", {}).items()
+                                   if name != "runtime"),
             "conversion_s": item["report"]["seconds"]["total"]}
 
 

@@ -1,18 +1,11 @@
 """Checks of the two files a benchmark needs, done before any device is touched: the model and the binary."""
-import hashlib
 import os
 import struct
 
+from ghostnet_tf.files import sha256_file
+
 # ELF e_machine -> Android ABI name.
 ELF_MACHINES = {183: "arm64-v8a", 40: "armeabi-v7a", 62: "x86_64", 3: "x86"}
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require_file(path, what):

@@ -235,13 +235,16 @@ def provenance(records, command=None):
     runtimes = sorted({f"{r['runtime']['name']} {r['runtime'].get('version') or ''}".strip() for r in records})
     devices = list(dict.fromkeys(device_key(r) if r["mode"] != "arm-emulated" else
                                  f"emulated {r['device'].get('cpu')} ({r['device'].get('emulator', 'qemu')} "
-                                 f"{r['device'].get('emulator_version') or ''})".replace(" )", ")")
+                                 f"{(r['device'].get('emulator_version') or '').split(' ')[0]})".replace(" )", ")")
                                  for r in records))
     lines = [f"- written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by ghostnet-tf "
              f"{package_version()}" + (f": `{command}`" if command else ""),
              f"- measured {dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} UTC",
              f"- machines: {'; '.join(devices)}",
              f"- runtimes: {', '.join(runtimes)}"]
+    converters = sorted({(r.get("label") or {}).get("converter") for r in records} - {None})
+    if converters:
+        lines.append(f"- converted with {', '.join(converters)}")
     timed = [r for r in records if r.get("stats")]
     if timed:
         counts = sorted({r["stats"]["count"] for r in timed})
@@ -255,7 +258,7 @@ def provenance(records, command=None):
     weights = sorted({(r.get("label") or {}).get("weights") for r in records} - {None})
     if "random" in weights:
         lines.append("- weights: random (latency and instructions do not depend on them; the accuracy plots show "
-                     "each architecture's published top-1, not these files')")
+                     "each architecture's published top-1, not these files)")
     return "\n".join(lines) + "\n\n"
 
 

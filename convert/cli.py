@@ -27,7 +27,8 @@ def _add_json_arguments(p):
 
 
 def register(sub):
-    p = sub.add_parser("convert", help="convert to .tflite (float32/float16/dynamic/int8/int16x8) and verify the result",
+    p = sub.add_parser("convert",
+                       help="convert to .tflite (float32/float16/dynamic/int8/int16x8) and verify the result",
                        description="Convert a GhostNet or a saved Keras model to TFLite, audit the graph and "
                                    "measure its fidelity against the Keras float model.")
     _add_model_arguments(p)

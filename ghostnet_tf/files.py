@@ -1,5 +1,6 @@
 """Atomic output: every file the project writes appears whole or not at all."""
 import contextlib
+import hashlib
 import os
 import tempfile
 
@@ -52,6 +53,14 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path, data):

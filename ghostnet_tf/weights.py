@@ -18,6 +18,7 @@ from keras import layers
 
 from ghostnet_tf.blocks import make_divisible
 from ghostnet_tf.cliutil import first_line
+from ghostnet_tf.files import atomic_path, sha256_file
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.dfc import NearestUpsample  # noqa: F401  registered: port files of GhostNetV2/V3 read back
 from ghostnet_tf.reparam import fold_state_dict, has_branches
@@ -290,16 +291,6 @@ def assign_state_dict(model, state, source="the state dict"):
         var.assign(layout.to_keras(np.asarray(state[key], np.float32), tuple(var.shape)))
 
 
-def sha256_of(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url, path, sha256=None):
     """Fetch ``url`` into ``path`` through a temporary file that is renamed into place only when complete
     (as many bytes as the server announced) and, with ``sha256``, of that hash: an interrupted or corrupted
@@ -308,8 +299,6 @@ def download(url, path, sha256=None):
     import http.client
     import sys
     import urllib.request
-
-    from ghostnet_tf.files import atomic_path
 
     digest, size = hashlib.sha256(), 0
     with atomic_path(path) as tmp:
@@ -335,7 +324,7 @@ def imagenet_weights():
     cached file no longer has the pinned hash)."""
     base = IMAGENET_CACHE_DIR or os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     path = os.path.join(base, "models", IMAGENET_FILENAME)
-    if os.path.isfile(path) and (IMAGENET_SHA256 is None or sha256_of(path) == IMAGENET_SHA256):
+    if os.path.isfile(path) and (IMAGENET_SHA256 is None or sha256_file(path) == IMAGENET_SHA256):
         return path
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

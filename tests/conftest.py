@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fake_adb.models import tiny_models
-from tiny import TINY_SIZE, tiny_model as _tiny_model
+from tiny import tiny_model as _tiny_model
 from fake_adb.phone import make_elf, make_phone
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -70,6 +70,20 @@ def trained_tiny():
 
 CIFAR_CALIBRATION = FIXTURES / "cifar10_calibration_200.npz"  # 20 training images per class, 32x32
 CIFAR_TEST = FIXTURES / "cifar10_test_1000.npz"  # 100 test images per class, 32x32, with labels
+
+
+@pytest.fixture(scope="session")
+def arm_setup():
+    """The ARM emulator's setup (``make arm``); without it the ARM tests skip, unless GHOSTNET_REQUIRE_ARM is set
+    (``.ci/run`` sets it after running the setup, so in CI they run or fail, never skip)."""
+    from android_bench.arm import install
+
+    try:
+        return install.load()
+    except install.SetupError as exc:
+        if os.environ.get("GHOSTNET_REQUIRE_ARM"):
+            pytest.fail(f"GHOSTNET_REQUIRE_ARM is set but {exc}")
+        pytest.skip(f"the ARM emulator is not set up: `make arm` ({exc})")
 
 
 @pytest.fixture(scope="session")

@@ -151,9 +151,12 @@ def test_ctrl_c_leaves_a_valid_json_lines_file(models, binary, phone, tmp_path, 
     phone()
     monkeypatch.setenv("FAKE_ADB_HANG_FROM_RUN", "2")
     out = tmp_path / "interrupted.jsonl"
+    # Ctrl-C as in a terminal, whatever this test runs under: a background job or a pytest-xdist worker starts
+    # its children with SIGINT ignored, and Python then never raises KeyboardInterrupt (the process would hang).
     proc = subprocess.Popen([sys.executable, "-m", "android_bench", "bench", "adb", "--model", str(models["float"]),
                              "--benchmark-binary", str(binary), "--threads", "1,2", *FAST, "--json-lines", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.1)

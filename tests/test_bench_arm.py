@@ -1,10 +1,9 @@
 """``bench arm``: real .tflite files on the real aarch64 LiteRT under qemu-user, counted by the real plugin.
 
-These need the emulator set up (``make arm``); without it they skip, unless GHOSTNET_REQUIRE_ARM is set
-(``.ci/run`` sets it after running the setup, so in CI they run or fail, never skip).
+These need the emulator set up (``make arm``; the ``arm_setup`` fixture). ``bench compare --target arm`` is
+tested in test_compare.py, on the conversions that module makes anyway.
 """
 import json
-import os
 
 import numpy as np
 import pytest
@@ -16,13 +15,8 @@ from ghostnet_tf.cli import main
 
 
 @pytest.fixture(scope="module")
-def setup():
-    try:
-        return install.load()
-    except install.SetupError as exc:
-        if os.environ.get("GHOSTNET_REQUIRE_ARM"):
-            pytest.fail(f"GHOSTNET_REQUIRE_ARM is set but {exc}")
-        pytest.skip(f"the ARM emulator is not set up: `make arm` ({exc})")
+def setup(arm_setup):
+    return arm_setup
 
 
 def host_output(path, x):
@@ -154,30 +148,6 @@ def test_arm_records_never_carry_latency():
         "raw_output": None}))
     with pytest.raises(ValueError, match="has no latency stats"):
         results.validate_record(record)
-
-
-def test_compare_on_emulated_cores_reports_instructions(setup, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["bench", "compare", "--target", "arm", "--cpu", "cortex-a76", "--models",
-                 "ghostnet_050,mobilenet_v3_small_100", "--input-size", "32", "--calibration-steps", "2",
-                 "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
-    records = results.read_records(out / "results.jsonl")
-    assert [(r["label"]["name"], r["label"]["precision"]) for r in records] == [
-        ("ghostnet_050", "float32"), ("ghostnet_050", "int8"),
-        ("mobilenet_v3_small_100", "float32"), ("mobilenet_v3_small_100", "int8")]
-    assert all(r["mode"] == "arm-emulated" and r["device"]["cpu"] == "cortex-a76" for r in records)
-    assert all(r["host_agreement"]["bit_exact"] for r in records if r["label"]["precision"] == "int8")
-    count = {(r["label"]["name"], r["label"]["precision"]): r["instructions"]["per_inference"] for r in records}
-    table = (out / "report.md").read_text()
-    assert "### emulated cortex-a76 (qemu-aarch64 7." in table and "not milliseconds" in table
-    ghost_int8 = next(line for line in table.splitlines() if line.startswith("| ghostnet_050 | int8 |"))
-    cells = [c.strip() for c in ghost_int8.split("|")[1:-1]]
-    assert cells[5] == f"{count[('ghostnet_050', 'int8')] / 1e6:.2f}"
-    assert cells[8] == f"{count[('ghostnet_050', 'int8')] / count[('ghostnet_050', 'float32')]:.2f}"
-    assert cells[10] == "bit-exact" and "median (ms)" not in table
-    for name in ("instructions_cortex_a76.png", "accuracy_instructions_cortex_a76.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "instructions_m" not in (out / "instructions.csv").read_text().splitlines()[0]
 
 
 def test_compare_without_the_emulator(tmp_path, monkeypatch):

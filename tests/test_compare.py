@@ -2,6 +2,7 @@
 ``bench report`` on a fixed results file whose expected figures are worked out by hand."""
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,20 +11,22 @@ from android_bench import compare, report, results, zoo
 from fake_adb.phone import make_elf
 from ghostnet_tf.cli import main
 
-# Latency only: the ARM table (added when the emulator is set up) has its own tests in test_bench_arm.py.
-TINY = ["--models", "ghostnet_050,mobilenet_v3_small_100", "--input-size", "32", "--runs", "3", "--warmup", "1",
-        "--calibration-steps", "2", "--no-arm"]
+TINY_ZOO = ["--models", "ghostnet_050,mobilenet_v3_small_100", "--input-size", "32", "--calibration-steps", "2"]
+# Latency only here; the emulated ARM run (test_compare_on_emulated_cores_reports_instructions) reuses the files.
+TINY = [*TINY_ZOO, "--runs", "3", "--warmup", "1", "--no-arm"]
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    """One compare run over two models; its cache is reused by the tests below."""
+    """One compare run over two models; its cache is reused by the tests below, some of which add files of
+    their own to it."""
     root = tmp_path_factory.mktemp("compare")
     cache, out = root / "cache", root / "run1"
     code = main(["bench", "compare", *TINY, "--rounds", "2", "--cache-dir", str(cache), "--out", str(out)])
     return code, cache, out
 
 
+@pytest.mark.slow
 def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     code, cache, out = first_run
     assert code == 0
@@ -37,20 +40,22 @@ def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     assert all(r["stats"]["count"] == 3 and r["threads"] == 1 and r["mode"] == "local" for r in records)
     ghost = next(r for r in records if r["label"]["name"] == "ghostnet_050")
     assert ghost["label"]["params"] == 2_587_292 and ghost["label"]["top1"] == 66.2
-    [int8_report] = [json.loads(p.read_text()) for p in cache.glob("ghostnet_050-int8-*.report.json")]
     int8_ghost = next(r for r in int8 if r["label"]["name"] == "ghostnet_050")
+    int8_report = json.loads(open(int8_ghost["model"]["path"][:-len(".tflite")] + ".report.json").read())
     assert int8_ghost["label"]["top1_agreement_pct"] == int8_report["fidelity"]["top1_agreement_pct"]
     assert int8_ghost["label"]["conversion_s"] == int8_report["seconds"]["total"]
-    assert len(list(cache.glob("*.tflite"))) == 4
+    files = {r["model"]["path"] for r in records}  # four files in the cache, each measured twice
+    assert len(files) == 4 and all(os.path.dirname(path) == str(cache) for path in files)
     table = (out / "report.md").read_text()
     assert table.count("| ghostnet_050 |") == 2 and table.count("| mobilenet_v3_small_100 |") == 2
     for name in ("latency.png", "accuracy_latency.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_second_run_converts_nothing(first_run, tmp_path, capsys):
     _, cache, _ = first_run
-    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.tflite")}
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.tflite")}  # whatever other tests added too
     capsys.readouterr()
     assert main(["bench", "compare", *TINY, "--rounds", "1", "--cache-dir", str(cache), "--out", str(tmp_path)]) == 0
     assert "4 already converted" in capsys.readouterr().err
@@ -58,6 +63,7 @@ def test_second_run_converts_nothing(first_run, tmp_path, capsys):
     assert len(results.read_records(tmp_path / "results.jsonl")) == 4
 
 
+@pytest.mark.slow
 def test_compare_on_a_phone(first_run, tmp_path, phone):
     _, cache, _ = first_run
     phone()
@@ -68,6 +74,32 @@ def test_compare_on_a_phone(first_run, tmp_path, phone):
     records = results.read_records(out / "results.jsonl")
     assert [r["mode"] for r in records] == ["adb"] * 4 and records[0]["device"]["model"] == "Pixel Fake"
     assert "Google Pixel Fake Tensor G9" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_compare_on_emulated_cores_reports_instructions(arm_setup, first_run, tmp_path, capsys):
+    _, cache, _ = first_run
+    out = tmp_path / "run"
+    assert main(["bench", "compare", "--target", "arm", "--cpu", "cortex-a76", *TINY_ZOO,
+                 "--cache-dir", str(cache), "--out", str(out)]) == 0
+    records = results.read_records(out / "results.jsonl")
+    assert [(r["label"]["name"], r["label"]["precision"]) for r in records] == [
+        ("ghostnet_050", "float32"), ("ghostnet_050", "int8"),
+        ("mobilenet_v3_small_100", "float32"), ("mobilenet_v3_small_100", "int8")]
+    assert all(r["mode"] == "arm-emulated" and r["device"]["cpu"] == "cortex-a76" for r in records)
+    assert all(r["host_agreement"]["bit_exact"] for r in records if r["label"]["precision"] == "int8")
+    count = {(r["label"]["name"], r["label"]["precision"]): r["instructions"]["per_inference"] for r in records}
+    table = (out / "report.md").read_text()
+    assert "### emulated cortex-a76 (qemu-aarch64 7." in table and "not milliseconds" in table
+    ghost_int8 = next(line for line in table.splitlines() if line.startswith("| ghostnet_050 | int8 |"))
+    cells = [c.strip() for c in ghost_int8.split("|")[1:-1]]
+    assert cells[5] == f"{count[('ghostnet_050', 'int8')] / 1e6:.2f}"
+    assert cells[8] == f"{count[('ghostnet_050', 'int8')] / count[('ghostnet_050', 'float32')]:.2f}"
+    assert cells[10] == "bit-exact" and "median (ms)" not in table
+    for name in ("instructions_cortex_a76.png", "accuracy_instructions_cortex_a76.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "instructions_m" not in (out / "instructions.csv").read_text().splitlines()[0]
+    assert "4 already converted" in capsys.readouterr().err  # the files of the latency run
 
 
 def _record(name, precision, median_us, p95_us, device="alpha", size=1000):
@@ -188,7 +220,8 @@ def _converted_names(cache):
     return {p.name for p in cache.glob("*.tflite")}
 
 
-def test_changed_option_or_source_reconverts(first_run, tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_changed_option_reconverts(first_run, tmp_path, capsys):
     _, cache, _ = first_run
     one = ["--models", "mobilenet_v3_small_100", "--input-size", "32", "--runs", "2", "--warmup", "0",
            "--rounds", "1", "--cache-dir", str(cache), "--no-arm"]
@@ -198,14 +231,24 @@ def test_changed_option_or_source_reconverts(first_run, tmp_path, monkeypatch, c
     assert "1 already converted" in capsys.readouterr().err  # float32 reused, int8 converted again
     added = _converted_names(cache) - before
     assert len(added) == 1 and next(iter(added)).startswith("mobilenet_v3_small_100-int8-")
-    # A change to the converter's or the model's source: both files are converted again.
+
+
+def test_changed_source_changes_every_key(tmp_path, monkeypatch):
+    """A change to the converter's or the model's source gives every model and file a new key, so all are
+    converted again (the run above shows that a new key means a new conversion)."""
+    entry = zoo.ZOO["mobilenet_v3_small_100"]
+    options = {"eval_count": 16, "calibration_steps": 2, "weights": None, "weights_sha256": None}
+    keys = [compare.conversion_key(entry, (32, 32), p, options) for p in compare.PRECISIONS]
     changed = tmp_path / "changed_source.py"
     changed.write_text("VALUE = 2\n")
     monkeypatch.setattr(compare, "SOURCE_FILES", [*compare.SOURCE_FILES, changed])
-    assert main(["bench", "compare", *one, "--calibration-steps", "2", "--out", str(tmp_path / "b")]) == 0
-    assert "0 already converted" in capsys.readouterr().err
+    again = [compare.conversion_key(entry, (32, 32), p, options) for p in compare.PRECISIONS]
+    assert not set(keys) & set(again)
+    changed.write_text("VALUE = 3\n")
+    assert not set(again) & {compare.conversion_key(entry, (32, 32), p, options) for p in compare.PRECISIONS}
 
 
+@pytest.mark.slow
 def test_compare_weights_go_to_the_ghostnet_entry_only(first_run, tmp_path, capsys):
     """The README's `--weights CHECKPOINT --width W` with the MobileNets in the run."""
     import keras

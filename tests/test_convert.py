@@ -19,7 +19,6 @@ from ghostnet_tf.runtime import make_interpreter
 from conftest import CIFAR_CALIBRATION, CIFAR_TEST
 
 SIZE = (32, 32)
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @keras.saving.register_keras_serializable(package="test_convert")
@@ -372,13 +371,20 @@ def test_keras_model_with_custom_layer_module(cli, cli_error, tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def full_size(tmp_path_factory):
-    """The one full-size conversion: GhostNet-1.0x at 224, int8, via the CLI in its own process."""
+    """The one full-size conversion: GhostNet-1.0x at 224, int8, via the CLI (`bench compare` covers the
+    conversion in a process of its own)."""
+    import contextlib
+    import io
+
+    from ghostnet_tf.cli import main
+
     out = tmp_path_factory.mktemp("full")
-    proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--width", "1.0", "-o", str(out / "g.tflite"),
-                           "--calibration-steps", "8", "--eval-count", "4", "--json", "--no-progress"],
-                          capture_output=True, text=True, env=ENV, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out / "g.tflite", json.loads(proc.stdout), proc.stderr
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["convert", "--width", "1.0", "-o", str(out / "g.tflite"), "--calibration-steps", "8",
+                     "--eval-count", "4", "--json", "--no-progress"])
+    assert code == 0, stderr.getvalue()[-3000:]
+    return out / "g.tflite", json.loads(stdout.getvalue()), stderr.getvalue()
 
 
 @pytest.mark.slow

@@ -6,9 +6,6 @@ The expected logits come from timm (tests/fixtures/parity_ghostnetv*.npz, made b
 the weights are rebuilt here from the fixture's seeds with numpy alone. Nothing touches the network.
 """
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -25,7 +22,6 @@ from ghostnet_tf.cli import main
 from ghostnet_tf.dfc import NearestUpsample
 from ghostnet_tf.reparam import fold_state_dict
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 BUILDERS = {"ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}
 # timm 1.0.x: sum(p.numel() for p in timm.create_model(name).parameters()), and after convert_to_deploy()
 TIMM_PARAMS = {("ghostnetv2", 1.0): 6_156_908, ("ghostnetv2", 1.3): 8_960_404, ("ghostnetv3", 0.5): 3_395_384,
@@ -133,6 +129,7 @@ def test_v3_checkpoint_loads_into_the_folded_form(checkpoints):
     assert diff <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_v3_fine_tuned_then_folded_is_the_same_function():
     """After training steps (BN statistics and weights moved) the folded model still computes the same."""
     model = GhostNetV3(0.5, input_shape=(64, 64, 3), classes=3, include_preprocessing=False, dropout_rate=0.0)
@@ -183,6 +180,7 @@ def test_bad_arguments_are_one_line_errors(models):
         GhostNetV3(input_shape=(32, 64, 3))
 
 
+@pytest.mark.slow
 def test_port_v3_keeps_family_and_form(checkpoints, models, tmp_path, capsys):
     checkpoint = checkpoints["ghostnetv3_050"]
     out = tmp_path / "ghostnetv3_050.weights.h5"
@@ -221,15 +219,15 @@ def test_zoo_has_v2_and_v3_outside_the_default_set():
 
 @pytest.fixture(scope="module")
 def v2_int8(tmp_path_factory):
-    """GhostNetV2-0.5x at 80x96 (odd DFC upsampling at strides 16 and 32), int8, via the CLI in its own process."""
+    """GhostNetV2-0.5x at 80x96 (odd DFC upsampling at strides 16 and 32), int8, via the CLI."""
     out = tmp_path_factory.mktemp("v2_int8") / "v2.tflite"
-    proc = subprocess.run([sys.executable, "-m", "convert", "convert", "--family", "v2", "--width", "0.5",
-                           "--input-size", "80x96", "-o", str(out), "--calibration-steps", "8", "--eval-count", "4",
-                           "--json", "--no-progress"], capture_output=True, text=True, env=ENV, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, json.loads(proc.stdout)
+    code = main(["convert", "--family", "v2", "--width", "0.5", "--input-size", "80x96", "-o", str(out),
+                 "--calibration-steps", "8", "--eval-count", "4", "--report", str(out) + ".json", "--no-progress"])
+    assert code == 0
+    return out, json.loads(open(str(out) + ".json").read())
 
 
+@pytest.mark.slow
 def test_v2_int8_is_fully_int8(v2_int8):
     path, report = v2_int8
     assert report["model"]["name"] == "ghostnetv2_050" and report["model"]["family"] == "v2"
@@ -242,6 +240,7 @@ def test_v2_int8_is_fully_int8(v2_int8):
     assert not [op for op in interpreter._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
 
 
+@pytest.mark.slow
 def test_v3_float32_export_is_the_keras_model(tmp_path):
     """The folded V3 (what `convert --family v3` builds), float32: the file computes what Keras computes."""
     model = GhostNetV3(0.5, input_shape=(80, 96, 3), reparameterized=True, classifier_activation=None)

@@ -71,8 +71,8 @@ def test_auto_search_keeps_the_most_sensitive_ops_until_the_target(trained_tiny,
     """On the 200 CIFAR calibration images, int8 alone disagrees with float on some; the search keeps the most
     sensitive ops, one at a time, and must reach the target (a regression value of this pipeline: the
     conversion is deterministic, TARGET sits below what it reached here)."""
-    report = convert_and_verify(trained_tiny, tmp_path / "m.tflite", quantize="int8", calibration=str(CIFAR_CALIBRATION),
-                                calibration_steps=200, eval_images=str(CIFAR_TEST), eval_count=200,
+    report = convert_and_verify(trained_tiny, tmp_path / "m.tflite", quantize="int8",
+                                calibration=str(CIFAR_CALIBRATION), calibration_steps=200, eval_images=str(CIFAR_TEST), eval_count=200,
                                 show_progress=False, keep_float=KeepFloat(auto=True, target_agreement=TARGET))
     search = report["keep_float"]["search"]
     steps = search["steps"]

@@ -195,6 +195,7 @@ def test_bad_input_one_line_exit_2(setup, argv, message, folder, tmp_path, capsy
     assert not [p for p in os.listdir(tmp_path) if p.startswith("m.")]
 
 
+@pytest.mark.slow
 def test_checkpoint_of_the_wrong_width(folder, tmp_path, capsys):
     from ghostnet_tf.model import GhostNet
 

@@ -299,6 +299,8 @@ def test_port_failures_write_nothing(checkpoints, tmp_path, capsys, args, messag
 def test_imagenet_download_is_verified_by_its_hash(checkpoints, tmp_path, monkeypatch):
     """The real download path against a local file: a pinned hash admits the file; a wrong one leaves nothing in
     the cache; a cached file that lost its hash is fetched again."""
+    from ghostnet_tf.files import sha256_file
+
     checkpoint = checkpoints["ghostnet_100"]
     cached = tmp_path / "models" / gw.IMAGENET_FILENAME
     monkeypatch.setattr(gw, "IMAGENET_URL", checkpoint.path.as_uri())
@@ -308,10 +310,10 @@ def test_imagenet_download_is_verified_by_its_hash(checkpoints, tmp_path, monkey
         gw.imagenet_weights()
     assert f"expected {'0' * 64}: corrupted or replaced" in one_line_error(excinfo)
     assert list((tmp_path / "models").iterdir()) == []  # no file, no temporary left behind
-    monkeypatch.setattr(gw, "IMAGENET_SHA256", gw.sha256_of(checkpoint.path))
-    assert gw.imagenet_weights() == str(cached) and gw.sha256_of(cached) == gw.IMAGENET_SHA256
+    monkeypatch.setattr(gw, "IMAGENET_SHA256", sha256_file(checkpoint.path))
+    assert gw.imagenet_weights() == str(cached) and sha256_file(cached) == gw.IMAGENET_SHA256
     cached.write_bytes(b"truncated")
-    assert gw.imagenet_weights() == str(cached) and gw.sha256_of(cached) == gw.IMAGENET_SHA256
+    assert gw.imagenet_weights() == str(cached) and sha256_file(cached) == gw.IMAGENET_SHA256
 
 
 def test_an_incomplete_download_is_refused(tmp_path):
