@@ -58,7 +58,8 @@ def test_second_run_converts_nothing(first_run, tmp_path, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.tflite")}  # whatever other tests added too
     capsys.readouterr()
     assert main(["bench", "compare", *TINY, "--rounds", "1", "--cache-dir", str(cache), "--out", str(tmp_path)]) == 0
-    assert "4 already converted" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "4 already converted" in err and err.startswith("compare: random weights (no --weights)")
     assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.tflite")} == before
     assert len(results.read_records(tmp_path / "results.jsonl")) == 4
 
@@ -146,6 +147,31 @@ def test_report_from_fixed_results(results_file, tmp_path, capsys):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["accuracy_latency_alpha_test_cpu.png", "accuracy_latency_beta_test_cpu.png",
                     "latency_alpha_test_cpu.png", "latency_beta_test_cpu.png"]
+
+
+def test_report_says_when_where_and_how_it_was_measured(results_file, tmp_path, cli):
+    out = tmp_path / "report"
+    code, _, err = cli("bench", "report", results_file, "--out", out)
+    assert code == 0, err
+    head = (out / "report.md").read_text().split("\n### ")[0]
+    assert head.startswith("# Benchmark report\n")
+    assert f"`ghostnet bench report {results_file} --out {out}`" in head  # the command line
+    assert "- machines: alpha (test cpu); beta (test cpu)" in head and "- runtimes: ai-edge-litert x" in head
+    assert "- latency: 10 timed runs after 0 warm-up per round, 1/3 round(s) per configuration" in head
+    date = head.split("- written ")[1][:16]
+    assert date[:4].isdigit() and date[4] == "-" and "UTC by ghostnet-tf" in head
+
+
+def test_models_outside_the_zoo_get_no_empty_accuracy_plot(tmp_path, cli):
+    """No published top-1, nothing to plot: the latency plot only, and no matplotlib warning on stderr."""
+    path = tmp_path / "results.jsonl"
+    for precision in ("float32", "int8"):
+        record = _record("my_model", precision, 5000, 6000)
+        record["label"]["top1"] = None
+        results.append_record(path, record)
+    code, _, err = cli("bench", "report", path, "--out", tmp_path / "report")
+    assert code == 0 and err == ""
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == ["latency.png"]
 
 
 @pytest.mark.parametrize("content,message", [

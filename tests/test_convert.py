@@ -391,6 +391,8 @@ def full_size(tmp_path_factory):
 def test_full_size_ghostnet_int8(full_size):
     path, report, stderr = full_size
     assert "warning: no --calibration given" in stderr
+    assert "warning: --width without --weights: random weights" in stderr  # said up front, before the work
+    assert stderr.index("random weights") < stderr.index("warning: no --calibration")
     assert report["model"]["name"] == "ghostnet_100" and report["model"]["input_size"] == [224, 224]
     assert report["audit"]["int8"]["ok"] and report["audit"]["op_count"] > 150
     assert all(check["ok"] for check in report["audit"]["hygiene"].values()), report["audit"]["hygiene"]

@@ -136,6 +136,13 @@ def test_cli_info_json(cli):
     assert [row["stage"] for row in info["stages"]][:3] == ["stem", "blocks.0", "blocks.1"]
 
 
+def test_cli_version(cli):
+    from importlib.metadata import version
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"ghostnet {version('ghostnet-tf')}"
+
+
 def test_cli_bad_input_is_one_line(cli_error):
     assert "input_shape" in cli_error("info", "--input-size", "16")
 
