@@ -10,8 +10,8 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test arm clean
 
-# The build backend's UserWarnings (setuptools' editable-install notice) are not the user's concern.
-PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q
+# pip: errors only; the build backend's UserWarnings (setuptools' editable-install notice) are not the user's concern.
+PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -qq
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
