@@ -49,3 +49,28 @@ def test_a_file_the_runtime_cannot_load_is_one_line(tmp_path):
     (tmp_path / "bad.tflite").write_bytes(b"TFL3 not really")
     with pytest.raises(ValueError, match="is not a TFLite model the runtime can load"):
         runtime.make_interpreter(model_path=tmp_path / "bad.tflite")
+
+
+def test_silencing_from_several_threads_gives_the_terminal_back(capfd):
+    """`bench compare` loads interpreters in parallel threads: overlapping silenced blocks must not leave stdout or
+    stderr pointing at /dev/null (the tables printed afterwards would vanish)."""
+    import os
+    import threading
+
+    from ghostnet_tf.quiet import native_output_silenced
+
+    def work():
+        for _ in range(300):
+            with native_output_silenced():
+                os.write(1, b"native chatter\n")
+                os.write(2, b"native chatter\n")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    os.write(1, b"table\n")
+    os.write(2, b"progress\n")
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("table\n", "progress\n")
