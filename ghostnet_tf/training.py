@@ -352,7 +352,7 @@ def configure_devices(devices):
 
 def save_model(model, path, transform, optimizer=True):
     """``model.save`` through a temporary file, with the evaluation transform recorded inside.
-    ``optimizer=False`` leaves the optimizer state out (the best model: for deployment, a third the size)."""
+    ``optimizer=False`` leaves the optimizer state out (the best model is for deployment: no AdamW moments)."""
     import keras
 
     if not optimizer:  # the same layers in an uncompiled model: no optimizer variables to save
