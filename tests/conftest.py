@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from fake_adb.models import tiny_models
-from tiny import tiny_model as _tiny_model
 from fake_adb.phone import make_elf, make_phone
+from tiny import tiny_model as _tiny_model
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_SEED = 0
