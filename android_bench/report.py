@@ -233,9 +233,7 @@ def provenance(records, command=None):
 
     dates = sorted(r["date"] for r in records)
     runtimes = sorted({f"{r['runtime']['name']} {r['runtime'].get('version') or ''}".strip() for r in records})
-    devices = list(dict.fromkeys(device_key(r) if r["mode"] != "arm-emulated" else
-                                 f"emulated {r['device'].get('cpu')} ({r['device'].get('emulator', 'qemu')} "
-                                 f"{(r['device'].get('emulator_version') or '').split(' ')[0]})".replace(" )", ")")
+    devices = list(dict.fromkeys(arm_report.core_key(r) if r["mode"] == "arm-emulated" else device_key(r)
                                  for r in records))
     lines = [f"- written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by ghostnet-tf "
              f"{package_version()}" + (f": `{command}`" if command else ""),
