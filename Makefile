@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` (the main job) and `make test`;
-# `make arm` sets up the ARM emulator once (then `make run` adds instruction counts on emulated ARM cores).
+# `make arm` sets up the ARM emulator once (then `make run` adds instruction counts on emulated ARM cores);
+# `make clients` the tflite-runtime 2.14 venv the client tests run files in (it needs Python <= 3.11, numpy < 2).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,10 @@ PYTEST_ARGS ?=
 # pytest-xdist workers, one test module per worker at a time (module fixtures are built once); 0: in this process
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test arm clean
+# tflite-runtime's last release; its own venv, as it cannot share numpy 2 with TensorFlow 2.21
+CLIENT_VENV ?= .venv-tflite-runtime
+
+.PHONY: run test arm clients clean
 
 # pip: errors only; the build backend's UserWarnings (setuptools' editable-install notice) are not the user's concern.
 PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -qq
@@ -32,8 +36,15 @@ run: $(VENV)/.installed-run
 arm: $(VENV)/.installed-run
 	$(BIN)/ghostnet bench arm --setup
 
+clients: $(CLIENT_VENV)/.installed
+
+$(CLIENT_VENV)/.installed:
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	PYTHONWARNINGS=ignore::UserWarning $(CLIENT_VENV)/bin/python -m pip install -qq "tflite-runtime==2.14.0" "numpy<2"
+	@touch $@
+
 test: $(VENV)/.installed-test
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(CLIENT_VENV) build *.egg-info .pytest_cache

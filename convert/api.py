@@ -4,7 +4,7 @@ import time
 
 from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, debugging, verify
 from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
-from convert.converter import convert_model, input_size_of
+from convert.converter import FileOptions, convert_model, input_size_of
 from convert.report import fidelity_warnings
 from ghostnet_tf.preprocessing import model_inputs, model_transform
 from ghostnet_tf.runtime import get_runtime
@@ -53,6 +53,18 @@ def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DE
     }
 
 
+def app_warnings(conversion):
+    """Say it when MediaPipe's ImageClassifier (Android's standard API) cannot take the file."""
+    if conversion.io == "int8":
+        return ["MediaPipe's ImageClassifier refuses int8 inputs (uint8 or float32 only): use --io uint8 "
+                "(a model taking [0, 255] pixels) or float32"]
+    if conversion.io == "float32" and not conversion.takes_pixels:
+        return ["MediaPipe's ImageClassifier cannot feed this file: the model expects ImageNet-normalized input "
+                "(per-channel mean/std, which MediaPipe does not implement); the TFLite Task Library can. Build "
+                "the model with include_preprocessing=True for MediaPipe"]
+    return []
+
+
 def check_held_out(calibration, eval_images):
     """Fidelity measured on calibration images flatters int8: refuse overlapping folders or files."""
     paths = [p for p in (calibration, eval_images) if isinstance(p, (str, os.PathLike))]
@@ -67,7 +79,7 @@ def check_held_out(calibration, eval_images):
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, description=None, show_progress=True,
-                       rewrite=None, keep_float=None):
+                       rewrite=None, keep_float=None, options=FileOptions()):
     """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
     if per_layer and quantize != "int8":
@@ -78,7 +90,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     held_out = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
                             model_transform(model, size))
     conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
-                               show_progress, rewrite, keep_float)
+                               show_progress, rewrite, keep_float, options)
     with open(conversion.path, "rb") as f:
         content = f.read()
     checked = verify_model(content, model, quantize, held_out, eval_count, conversion.input_size, show_progress,
@@ -93,6 +105,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "calibration": conversion.calibration,
         "rewrites": conversion.rewrites,
         "keep_float": conversion.keep_float,
+        "metadata": conversion.metadata,
         "seconds": conversion.seconds,
         **checked,
         "per_layer": None,
@@ -115,6 +128,6 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
     report["warnings"] += [f"graph hygiene: {check.replace('_', ' ')} failed at {len(result['offenders'])} place(s), "
                            "the model runs slower than it could" for check, result in
                            report["audit"]["hygiene"].items() if not result["ok"]]
-    report["warnings"] += fidelity_warnings(report)
+    report["warnings"] += fidelity_warnings(report) + app_warnings(conversion)
     report["seconds"]["wall"] = round(time.perf_counter() - start, 2)
     return report

@@ -1,9 +1,11 @@
 """Subcommands of the converter: ``ghostnet convert`` and ``ghostnet eval`` (also ``python -m convert``).
 
 Heavy imports happen inside the commands, so ``--help`` stays instant."""
+import os
 import sys
 
 from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, IO_TYPES, QUANTIZE_MODES
+from convert.opversions import DEFAULT_MIN_RUNTIME
 from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_weights_with_width, parse_size, parse_width,
                                  positive_int, print_json)
 from ghostnet_tf.commands import add_family_argument
@@ -34,7 +36,8 @@ def register(sub):
     _add_model_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.tflite", help="where to write the model")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="int8", help="default int8 (full-integer PTQ); int16x8: int16 activations, int8 weights")
-    p.add_argument("--io", choices=IO_TYPES, help="int8 input/output tensor type (default int8; float modes: float32)")
+    p.add_argument("--io", choices=IO_TYPES, help="int8 input/output tensor type (default uint8 for models taking "
+                   "[0, 255] pixels, as MediaPipe and camera frames need; int8 otherwise; float modes: float32)")
     p.add_argument("--calibration", metavar="DIR|FILE",
                    help="calibration images: a folder (JPEG/PNG, recursive) or .npy/.npz (N,H,W,3) in [0,255]; "
                         "default: a built-in synthetic set (demo only)")
@@ -55,13 +58,21 @@ def register(sub):
                         "one at a time, until --target-agreement is reached on the calibration images")
     p.add_argument("--target-agreement", type=float, metavar="PCT",
                    help="for --keep-float auto: top-1 agreement with the float model to reach (default 99)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line in output order, for the file's "
+                   "metadata (default: the names a `ghostnet train` model or checkpoint carries, ImageNet's for "
+                   "1000 classes)")
+    p.add_argument("--author", help="the metadata's author (default ghostnet-tf)")
+    p.add_argument("--license", help="the metadata's licence, e.g. that of the weights (default: not stated)")
+    p.add_argument("--min-runtime", default=DEFAULT_MIN_RUNTIME, metavar="VERSION",
+                   help=f"the oldest TFLite runtime that must load the file (default {DEFAULT_MIN_RUNTIME}, "
+                        "tflite-runtime's last release): converter options are chosen for it, or nothing is written")
     _add_json_arguments(p)
     p.set_defaults(func=convert_command, tensorflow=True)
 
     p = sub.add_parser("eval", help="top-1/top-5 of a Keras model and a .tflite file on an ImageNet-style folder",
                        description="Accuracy on DATA (one sub-folder per class, sorted = label index, or "
                                    "--labels FILE with 'relative/path label' lines), Keras float vs .tflite.")
-    p.add_argument("data", metavar="DATA", help="image folder")
+    p.add_argument("data", metavar="DATA", help="image folder, or a .npz with images (N, H, W, 3) and labels (N,)")
     p.add_argument("--tflite", metavar="FILE.tflite", help="the converted model")
     _add_model_arguments(p, required=False)
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
@@ -72,6 +83,18 @@ def register(sub):
                         "records, else ImageNet's 0.875; 1 = the whole image, e.g. for 32x32 CIFAR at 32)")
     _add_json_arguments(p)
     p.set_defaults(func=eval_command, tensorflow=True)
+
+    p = sub.add_parser("predict", help="class names and scores for photos, by a .tflite or .keras model",
+                       description="Classify images with a .tflite file (prepared by its own metadata: transform, "
+                                   "normalization, class names) or a Keras model (its recorded transform).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG/PNG files")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--tflite", metavar="FILE.tflite", help="a converted model")
+    model.add_argument("--keras-model", metavar="FILE", help="a saved .keras model")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line, for a Keras model without them")
+    p.add_argument("--top", type=positive_int, default=5, metavar="K", help="classes per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=predict_command, tensorflow=True)
 
 
 def _crop_pct(text):
@@ -116,6 +139,9 @@ def _model_inputs(args, *options):
 
 def convert_command(args):
     from convert.api import convert_and_verify
+    from convert.converter import FileOptions
+    from convert.metadata import read_labels_file
+    from convert.opversions import parse_version
     from convert.mixed import parse_keep_float
     from convert.report import format_conversion
     from convert.rewrites import parse_rewrites
@@ -123,8 +149,10 @@ def convert_command(args):
 
     rewrite = parse_rewrites(args.rewrite, args.quantize)
     keep_float = parse_keep_float(args.keep_float, args.target_agreement)
-    _check_paths(args, _model_inputs(args, "--calibration", "--eval-images"),
+    _check_paths(args, _model_inputs(args, "--calibration", "--eval-images", "--labels"),
                  {"--output": args.output, "--report": args.report})
+    parse_version(args.min_runtime)
+    labels = read_labels_file(args.labels) if args.labels else None
     if args.width is not None and args.weights is None:
         print("warning: --width without --weights: random weights; the file's size and speed are real, its "
               "fidelity figures say nothing about accuracy (give --weights imagenet or a checkpoint)", file=sys.stderr)
@@ -133,12 +161,37 @@ def convert_command(args):
               "from the target domain give better int8 accuracy", file=sys.stderr)
     model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
                                           args.import_module, args.family)
+    own_labels = description.pop("labels", None)
+    options = FileOptions(labels=labels or own_labels, author=args.author,
+                          license=args.license, min_runtime=args.min_runtime)
     report = convert_and_verify(
         model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
         input_size=args.input_size, per_layer=args.per_layer, description=description,
-        show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float)
+        show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float, options=options)
     _emit(report, args, format_conversion)
+
+
+def predict_command(args):
+    from convert.metadata import read_labels_file
+    from convert.predict import format_predictions, predict_images
+    from convert.source import load_keras_model
+
+    for path in [*args.images, args.tflite or args.keras_model, args.labels]:
+        if path is not None and not os.path.isfile(path):
+            raise UsageError(f"no such file: {path!r}")
+    if args.labels and args.tflite:
+        raise UsageError("--labels: a .tflite file carries its own class names (give them at conversion)")
+    labels = read_labels_file(args.labels) if args.labels else None
+    model = None
+    if args.keras_model:
+        model, description = load_keras_model(keras_model=args.keras_model)
+        labels = labels or description.get("labels")
+    report = predict_images(args.images, tflite=args.tflite, model=model, labels=labels, top=args.top)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_predictions(report))
 
 
 def eval_command(args):

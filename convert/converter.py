@@ -7,13 +7,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, mixed, rewrites
+from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, metadata, mixed, rewrites
 from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
+from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, parse_version, per_tensor_dense
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
 from ghostnet_tf.preprocessing import model_inputs, model_transform
 from ghostnet_tf.quiet import native_output_silenced
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """What the written file carries besides the model, and the oldest runtime that must load it.
+    ``labels``: class names in output order (None: the defaults of ``metadata.default_labels``)."""
+    labels: tuple = None
+    author: str = None
+    license: str = None
+    min_runtime: str = DEFAULT_MIN_RUNTIME
 
 
 @dataclass
@@ -29,10 +40,15 @@ class Conversion:
     rewrites: list  # the export rewrites that applied (convert.rewrites)
     keep_float: dict  # the ops kept in float and why (convert.mixed); None for a fully quantized model
     audit: dict  # verify.audit of the written file
+    metadata: dict  # what the file's TFLite metadata says (convert.metadata.read), labels shortened to a count
 
 
-def default_io(quantize):
-    return "int8" if quantize == "int8" else "float32"
+def default_io(quantize, pixels):
+    """Full int8 takes and gives uint8 where the model takes camera pixels: what camera frames, MediaPipe and
+    the TFLite Task Library feed (MediaPipe refuses int8 inputs); int8 otherwise; float32 for other modes."""
+    if quantize != "int8":
+        return "float32"
+    return "uint8" if pixels else "int8"
 
 
 def input_size_of(model, input_size=None):
@@ -80,11 +96,18 @@ def calibration_inputs(images, pixels):
     return inputs, anchored
 
 
-def configure(converter, quantize, io, representative_dataset):
+# A private TFLiteConverter flag (TF 2.x): per-tensor dense weights in dynamic-range quantization, which keeps
+# FULLY_CONNECTED at an op version that runtimes before 2.17 have. Set only where the converter defines it.
+PER_TENSOR_DENSE_FLAG = "_experimental_disable_per_channel_quantization_for_dense_layers"
+
+
+def configure(converter, quantize, io, representative_dataset, min_runtime=DEFAULT_MIN_RUNTIME):
     import tensorflow as tf
 
     if quantize != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "dynamic" and per_tensor_dense(min_runtime) and hasattr(converter, PER_TENSOR_DENSE_FLAG):
+        setattr(converter, PER_TENSOR_DENSE_FLAG, True)  # else the --min-runtime check names the op
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int16x8":  # int16 activations, int8 weights: TFLite's 16x8 kernels, float32 in and out
@@ -125,7 +148,7 @@ def _converter_error(exc):
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True, rewrite=None, keep_float=None):
+                  input_size=None, show_progress=True, rewrite=None, keep_float=None, min_runtime=DEFAULT_MIN_RUNTIME):
     """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
     of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
     graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
@@ -133,10 +156,10 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
     to leave in float, named or searched on the calibration images."""
     import tensorflow as tf
 
-    io = io or default_io(quantize)
+    pixels = takes_pixels(model)
+    io = io or default_io(quantize, pixels)
     check_options(quantize, io, keep_float)
     size = input_size_of(model, input_size)
-    pixels = takes_pixels(model)
     if io == "uint8" and not pixels:
         raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
                          "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
@@ -161,7 +184,7 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
         export_saved_model(exported_model, size, directory)
         exported = time.perf_counter()
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        configure(converter, quantize, io, representative_dataset)
+        configure(converter, quantize, io, representative_dataset, min_runtime)
         converter._experimental_calibrate_only = keep_float is not None  # calibrate here, quantize below
         try:
             with native_output_silenced():  # the converter prints its options and MLIR passes on fd 1/2
@@ -192,18 +215,40 @@ def int8_failure(offenders):
 
 def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
                   calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True,
-                  rewrite=None, keep_float=None):
-    """Convert a Keras model to a .tflite file and audit it; returns a ``Conversion``.
+                  rewrite=None, keep_float=None, options=FileOptions()):
+    """Convert a Keras model to a .tflite file with its TFLite metadata (labels, normalization, the evaluation
+    transform) and audit it; returns a ``Conversion``.
 
     int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise), or
-    every op but those ``keep_float`` chose.
+    every op but those ``keep_float`` chose; every file only if ``options.min_runtime`` can load it.
     """
     check_writable(out_path, "--output")
+    parse_version(options.min_runtime)
+    labels = output_labels(model, options.labels)
     content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress,
-                                     rewrite, keep_float)
+                                     rewrite, keep_float, options.min_runtime)
     kept = details["keep_float"]
     checked = audit(content, details["quantize"], kept["layers"] if kept else ())
     if checked["int8"] is not None and not checked["int8"]["ok"]:
         raise ValueError(int8_failure(checked["int8"]["offenders"]))
+    check_min_runtime(content, options.min_runtime)
+    info = metadata.model_info(model.name, details["quantize"], details["io"], details["takes_pixels"],
+                               details["input_size"], model_transform(model, details["input_size"]), labels,
+                               options.author, options.license)
+    content = metadata.attach(content, info)
+    written = metadata.read(content)
+    written["labels"] = len(written["labels"]) if written["labels"] else None
     write_atomic(out_path, content)
-    return Conversion(path=Path(out_path), size_bytes=len(content), audit=checked, **details)
+    return Conversion(path=Path(out_path), size_bytes=len(content), audit=checked, metadata=written, **details)
+
+
+def output_labels(model, labels=None):
+    """The class names the file will carry, checked against the model's output before any work."""
+    if len(model.outputs) != 1:
+        raise ValueError(f"the converter handles single-output classifiers; this model has {len(model.outputs)} "
+                         "outputs")
+    classes = model.outputs[0].shape[-1]
+    labels = metadata.default_labels(classes, labels)
+    if labels is not None and len(labels) != classes:
+        raise ValueError(f"--labels: {len(labels)} class names for a model with {classes} outputs")
+    return labels

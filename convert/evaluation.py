@@ -7,7 +7,9 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
-from ghostnet_tf.preprocessing import Transform, class_folders, load_image, model_inputs, model_transform
+from convert.metadata import file_facts
+from ghostnet_tf.preprocessing import (Transform, class_folders, load_image, model_inputs, model_transform,
+                                       resize_and_crop)
 from ghostnet_tf.runtime import make_interpreter
 
 BATCH = 32
@@ -35,6 +37,19 @@ def labels_file_samples(data, labels):
     return samples, len({label for _, label in samples})
 
 
+def npz_samples(data):
+    """(image array, label) from a .npz with ``images`` (N, H, W, 3) in [0, 255] and ``labels`` (N,)."""
+    try:
+        with np.load(data) as arrays:
+            images, labels = arrays["images"], arrays["labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"DATA: {data!r} is not a .npz with 'images' and 'labels': {exc}") from None
+    if images.ndim != 4 or images.shape[-1] != 3 or len(labels) != len(images):
+        raise ValueError(f"DATA: {data!r}: expected images (N, H, W, 3) and N labels, got {images.shape} and "
+                         f"{labels.shape}")
+    return list(zip(images, (int(label) for label in labels))), len(set(labels.tolist()))
+
+
 def spread(samples, limit):
     """``limit`` samples evenly spaced over the sorted list, so a quick run still sees every class."""
     if not limit or limit >= len(samples):
@@ -57,16 +72,21 @@ def _top_ties(scores):
 
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True,
              crop_pct=None):
-    """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA; the .tflite model alone is fed
-    the way ``ghostnet convert`` GhostNets expect (raw pixels) unless a Keras model tells otherwise.
+    """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA (a class-folder tree or a .npz of
+    images and labels); a Keras model decides how images are prepared, else the .tflite file's own metadata
+    (its transform and normalization), else ImageNet's transform on raw pixels.
     A tie for the top score is a miss; ``top1_ties`` counts the images whose top score tied."""
     if model is None and tflite is None:
         raise ValueError("evaluate: give a Keras model and/or a .tflite file")
-    if not os.path.isdir(data):
-        raise ValueError(f"DATA: no such folder: {data!r}")
+    arrays = os.fspath(data).lower().endswith(".npz")
+    if not (os.path.isfile(data) if arrays else os.path.isdir(data)):
+        raise ValueError(f"DATA: no such {'file' if arrays else 'folder'}: {data!r}")
     if tflite is not None and not os.path.isfile(tflite):
         raise ValueError(f"--tflite: no such file: {tflite!r}")
-    samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
+    if arrays:
+        samples, classes = npz_samples(data)
+    else:
+        samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
     if not samples:
         raise ValueError(f"--labels: {labels!r} lists no images" if labels
                          else f"DATA: no JPEG/PNG images found in class folders of {data!r}")
@@ -84,8 +104,10 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         if len(shape) != 4 or shape[3] != 3:
             raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
         size = tuple(shape[1:3])
-        pixels = True
-        transform = Transform(size)
+        with open(tflite, "rb") as handle:
+            facts = file_facts(handle.read())
+        pixels = facts.pixels
+        transform = facts.transform if facts.transform and facts.transform.size == size else Transform(size)
     if crop_pct is not None:
         transform = Transform(size, crop_pct, transform.interpolation)
     outputs = {"keras": [], "tflite": []}
@@ -102,9 +124,9 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         batch.clear()
         batch_labels.clear()
 
-    for path, label in progress(samples, len(samples), "evaluating", enabled=show_progress):
+    for source, label in progress(samples, len(samples), "evaluating", enabled=show_progress):
         try:
-            batch.append(load_image(path, size, transform))
+            batch.append(resize_and_crop(source, size, transform) if arrays else load_image(source, size, transform))
         except ValueError:
             skipped += 1
             continue

@@ -71,6 +71,16 @@ def format_conversion(report):
         lines.append(f"  {check.replace('_', ' '):<22}{_check(result['ok'])}")
         lines += [f"    {o['ops']}: {o['tensor']}" for o in result["offenders"]]
     lines.append(f"  {'ops':<22}" + ", ".join(f"{name} {count}" for name, count in audit["ops"].items()))
+    lines.append(f"  {'op versions':<22}" + ", ".join(f"{name} v{v}" for name, v in audit["op_versions"].items()))
+    lines.append(f"  {'min runtime':<22}TFLite {audit['min_runtime_version'] or 'not recorded'}")
+    if report.get("metadata"):
+        meta = report["metadata"]
+        labels = f"{meta['labels']} class names" if meta["labels"] else "no class names (give --labels FILE)"
+        norm = meta["input"]["mean"]
+        norm = f"; input normalization mean {norm} std {meta['input']['std']}" if norm else ""
+        transform = meta["transform"]
+        lines.append(f"  {'metadata':<22}{meta['name']}: {labels}; transform {transform['size'][0]}x"
+                     f"{transform['size'][1]} crop {transform['crop_pct']:g} {transform['interpolation']}{norm}")
     fidelity = report["fidelity"]
     lines += [f"  fidelity vs Keras float on {fidelity['images']} images from {report['eval_images']['source']} "
               "(none used for calibration)",

@@ -14,10 +14,14 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         raise ValueError("give exactly one model source: --width W [--weights PATH] or --keras-model FILE")
     if keras_model is None:
         from ghostnet_tf import build_model
+        from ghostnet_tf.weights import checkpoint_card
 
-        size = tuple(input_size or (224, 224))
-        model = build_model(family, width, input_shape=(*size, 3), weights=weights)
-        return model, {"name": model.name, "family": family, "width": width,
+        transform, labels = checkpoint_card(weights) if weights not in (None, "imagenet") else (None, None)
+        size = tuple(input_size or (transform.size if transform else (224, 224)))
+        classes = {"classes": len(labels)} if labels else {}
+        model = build_model(family, width, input_shape=(*size, 3), weights=weights, **classes)
+        model.ghostnet_transform = transform  # how the checkpoint was trained to see images, if it says
+        return model, {"name": model.name, "family": family, "width": width, "labels": labels,
                        "weights": None if weights is None else os.fspath(weights)}
     check_weights_with_width(weights, width)
     path = os.fspath(keras_model)
@@ -28,9 +32,7 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
                          "this one is damaged or something else)")
     import importlib
 
-    import keras
-
-    import ghostnet_tf.dfc  # noqa: F401  registers GhostModule and NearestUpsample for deserialization
+    import keras  # registers the package's layers (ghostnet_tf/__init__.py)
 
     if import_modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # the user's own layer modules usually live next to their data
@@ -45,7 +47,7 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for bad files and unknown layers
         raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
-    from ghostnet_tf.preprocessing import read_transform
+    from ghostnet_tf.preprocessing import read_labels, read_transform
 
     model.ghostnet_transform = read_transform(path)  # how it was trained to see images, if it says
-    return model, {"name": model.name, "keras_model": path}
+    return model, {"name": model.name, "keras_model": path, "labels": read_labels(path)}

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 
 from convert.inference import predict
+from convert.opversions import min_runtime_version, op_versions
 from ghostnet_tf.runtime import make_interpreter, quantization
 
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -183,6 +184,8 @@ def audit(content, quantize, kept_layers=()):
         "output": graph.io_detail(graph.interpreter.get_output_details()[0]),
         "hygiene": hygiene(graph),
         "int8": None,
+        "op_versions": op_versions(content),
+        "min_runtime_version": min_runtime_version(content),
     }
     if quantize == "int8":
         offenders, kept = split_kept(graph, int8_offenders(graph), set(kept_layers))

@@ -1,4 +1,8 @@
-"""The GhostModule layer: a few "intrinsic" feature maps plus cheap depthwise "ghost" maps."""
+"""The package's Keras layers: GhostModule (a few "intrinsic" feature maps plus cheap depthwise "ghost" maps)
+and GhostNetV2's NearestUpsample.
+
+Imports nothing from the package, so ``ghostnet_tf`` can register these classes as soon as Keras is imported
+(see ``ghostnet_tf/__init__.py``), even from the middle of another module's import."""
 import math
 
 import keras
@@ -90,3 +94,49 @@ class GhostModule(layers.Layer):
         config.update(filters=self.filters, ratio=self.ratio, kernel_size=self.kernel_size,
                       dw_size=self.dw_size, strides=self.strides, use_relu=self.use_relu)
         return config
+
+
+def _rows(x, axis, start, stop):
+    """``x[:, start:stop]`` along spatial `axis` (1 or 2); nothing when it keeps everything."""
+    if start == 0 and (stop is None or stop >= x.shape[axis]):
+        return x
+    return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
+
+
+@keras.saving.register_keras_serializable(package="ghostnet_tf")
+class NearestUpsample(layers.Layer):
+    """Resize ``inputs[0]`` to the height and width of ``inputs[1]`` exactly like PyTorch's
+    ``F.interpolate(mode="nearest")``: source index ``floor(i * in / out)``.
+
+    After the 2x2 pool ``in = floor(out / 2)``, and then that is every row twice, with the first row once
+    more when ``out`` is odd (``floor((2k+1)n / (2n+1)) = floor((2k+2)n / (2n+1)) = k``). Static sizes are
+    built that way from concatenate, reshape and slice, which TFLite runs in int8 and XNNPACK takes (TF's
+    nearest resize rounds half-pixel centres and differs at odd sizes; XNNPACK takes no gather or tile).
+    Unknown sizes gather with the formula itself.
+    """
+
+    def call(self, inputs):
+        x, like = inputs
+        for axis in (1, 2):
+            x = self._fit(x, ops.shape(like)[axis], axis)
+        return x
+
+    @staticmethod
+    def _fit(x, size, axis):
+        source = ops.shape(x)[axis]
+        static = all(isinstance(d, int) for d in (size, *ops.shape(x)[1:]))
+        if static and size in (2 * source, 2 * source + 1):
+            odd = size % 2
+            if odd:  # x0 x0 x1 ... -> doubled, minus the first row: x0 x0 x0 x1 x1 ...
+                x = ops.concatenate([_rows(x, axis, 0, 1), x], axis=axis)
+            doubled = ops.concatenate([ops.expand_dims(x, axis + 1)] * 2, axis=axis + 1)
+            shape = [-1, *x.shape[1:]]
+            shape[axis] = 2 * x.shape[axis]
+            return _rows(ops.reshape(doubled, shape), axis, odd, None)
+        scale = ops.cast(source, "float32") / ops.cast(size, "float32")
+        index = ops.cast(ops.floor(ops.cast(ops.arange(size), "float32") * scale), "int32")
+        return ops.take(x, ops.minimum(index, source - 1), axis=axis)
+
+    def compute_output_shape(self, input_shapes):
+        shape, like = input_shapes
+        return (shape[0], like[1], like[2], shape[3])

@@ -6,8 +6,9 @@ import os
 from ghostnet_tf.files import atomic_path
 from ghostnet_tf.model import GhostNet
 from ghostnet_tf.model_v2 import GhostNetV2, GhostNetV3
-from ghostnet_tf.weights import (BUILDERS, IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, first_items,
-                                 infer_classes, infer_family, infer_width, read_checkpoint)
+from ghostnet_tf.preprocessing import write_labels, write_transform
+from ghostnet_tf.weights import (BUILDERS, IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, checkpoint_card,
+                                 first_items, infer_classes, infer_family, infer_width, read_checkpoint)
 
 PORT_SUFFIXES = (".weights.h5", ".keras")
 FAMILY_BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}  # weights.BUILDERS
@@ -16,7 +17,8 @@ FAMILY_BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3":
 def port_checkpoint(src, output, width=None):
     """Convert a checkpoint once into Keras weights (.weights.h5) or a whole .keras model of the checkpoint's
     family and form; returns (width, classes, builder name). Written to a temporary file beside `output`, then
-    renamed: never half-written."""
+    renamed: never half-written. A .keras output keeps what the checkpoint records of how it sees images
+    (input size, crop, interpolation) and its class names."""
     output, src = os.fspath(output), os.fspath(src)
     if not output.lower().endswith(PORT_SUFFIXES):
         raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
@@ -34,11 +36,21 @@ def port_checkpoint(src, output, width=None):
     classes = infer_classes(shapes) or IMAGENET_CLASSES
     family, reparameterized = infer_family(shapes)
     options = {"reparameterized": True} if reparameterized else {}
+    transform, labels = checkpoint_card(src)
+    if labels is not None and len(labels) != classes:
+        raise ValueError(f"`weights`: {src} names {len(labels)} classes in its metadata but its classifier has "
+                         f"{classes}")
+    if transform is not None:
+        options["input_shape"] = (*transform.size, 3)
     model = FAMILY_BUILDERS[family](width=width, classes=classes, **options)
     assign_state_dict(model, state, src)
     with atomic_path(output) as tmp:
         if output.lower().endswith(".keras"):
             model.save(tmp)
+            if transform is not None:
+                write_transform(tmp, transform)
+            if labels is not None:
+                write_labels(tmp, labels)
         else:
             model.save_weights(tmp)
             import h5py

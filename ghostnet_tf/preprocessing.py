@@ -24,6 +24,24 @@ def preprocess_input(x):
     return (x / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
 
 
+def imagenet_classes():
+    """The 1,000 ImageNet class names in the order of the classifier's outputs (WordNet id order)."""
+    from importlib.resources import files
+
+    return tuple(files("ghostnet_tf").joinpath("imagenet_classes.txt").read_text(encoding="utf-8").splitlines())
+
+
+def decode_predictions(scores, top=5, labels=None):
+    """(N, classes) scores -> per image the ``top`` [(index, class name, score)], best first; ``labels``:
+    the class names (default ImageNet's)."""
+    scores = np.asarray(scores)
+    labels = imagenet_classes() if labels is None else labels
+    if scores.ndim != 2 or scores.shape[1] != len(labels):
+        raise ValueError(f"decode_predictions: expected scores of shape (N, {len(labels)}), got {scores.shape}")
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+    return [[(int(i), labels[i], float(row[i])) for i in best] for row, best in zip(scores, order)]
+
+
 def model_inputs(images, pixels):
     """Images in [0, 255] -> model input: unchanged for pixel models, ImageNet-normalized otherwise."""
     return np.asarray(images, np.float32) if pixels else preprocess_input(images)
@@ -63,8 +81,10 @@ def class_folders(directory):
 
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
-# Where a model's evaluation transform is stored: a member of the .keras zip archive (Keras ignores it).
+# Where a model's evaluation transform and class names are stored: members of the .keras zip archive (Keras
+# ignores them).
 TRANSFORM_MEMBER = "ghostnet_transform.json"
+LABELS_MEMBER = "ghostnet_labels.txt"
 
 
 @dataclass(frozen=True)
@@ -117,6 +137,27 @@ def read_transform(path):
                 return None
             return Transform.from_json(json.loads(archive.read(TRANSFORM_MEMBER)))
     except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def write_labels(path, names):
+    """Record the class names (in output order) inside the .keras file ``path``."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(LABELS_MEMBER, "".join(f"{name}\n" for name in names))
+
+
+def read_labels(path):
+    """The class names stored by ``write_labels``, or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if LABELS_MEMBER not in archive.namelist():
+                return None
+            return tuple(archive.read(LABELS_MEMBER).decode("utf-8").splitlines())
+    except (zipfile.BadZipFile, UnicodeDecodeError):
         return None
 
 

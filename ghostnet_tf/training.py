@@ -19,10 +19,9 @@ import numpy as np
 
 from ghostnet_tf.files import atomic_path, check_writable, write_atomic
 from ghostnet_tf.preprocessing import (Transform, class_folders, default_crop_pct, read_transform,
-                                       transform_image, write_transform)
+                                       transform_image, write_labels, write_transform)
 
 WARMUP_EPOCHS = 1.0
-MIN_LR_FRACTION = 0.01  # cosine decays to 1 % of the peak rate
 RRC_SCALE = (0.25, 1.0)  # random-resized-crop area range for photo-sized inputs
 SHUFFLE_SEED_STRIDE = 1000003
 HEADERS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
@@ -238,35 +237,10 @@ def make_dataset(samples, transform, batch_size, classes, training, seed=0, firs
 
 # ---------------------------------------------------------------- schedule and model
 
-def _schedule_class():
-    import keras
-
-    @keras.saving.register_keras_serializable(package="ghostnet_tf")
-    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to ``peak * floor``."""
-
-        def __init__(self, peak, warmup_steps, total_steps, floor=MIN_LR_FRACTION):
-            self.peak, self.warmup_steps, self.total_steps, self.floor = peak, warmup_steps, total_steps, floor
-
-        def __call__(self, step):
-            from keras import ops
-
-            step = ops.cast(step, "float32")
-            warm = self.peak * (step + 1.0) / max(1.0, float(self.warmup_steps))
-            progress = ops.clip((step - self.warmup_steps) / max(1.0, float(self.total_steps - self.warmup_steps)),
-                                0.0, 1.0)
-            cosine = self.peak * (self.floor + (1.0 - self.floor) * 0.5 * (1.0 + ops.cos(math.pi * progress)))
-            return ops.where(step < self.warmup_steps, warm, cosine)
-
-        def get_config(self):
-            return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                    "floor": self.floor}
-
-    return WarmupCosine
-
-
 def warmup_cosine(peak, warmup_steps, total_steps):
-    return _schedule_class()(peak, warmup_steps, total_steps)
+    from ghostnet_tf.schedule import WarmupCosine
+
+    return WarmupCosine(peak, warmup_steps, total_steps)
 
 
 def ghostnet_builder(config):
@@ -350,8 +324,8 @@ def configure_devices(devices):
 
 # ---------------------------------------------------------------- recording
 
-def save_model(model, path, transform, optimizer=True):
-    """``model.save`` through a temporary file, with the evaluation transform recorded inside.
+def save_model(model, path, transform, optimizer=True, labels=()):
+    """``model.save`` through a temporary file, with the evaluation transform and class names recorded inside.
     ``optimizer=False`` leaves the optimizer state out (the best model is for deployment: no AdamW moments)."""
     import keras
 
@@ -360,15 +334,15 @@ def save_model(model, path, transform, optimizer=True):
     with atomic_path(path) as tmp:
         model.save(tmp)
         write_transform(tmp, transform)
+        if labels:
+            write_labels(tmp, labels)
 
 
 def load_model(path):
     """A .keras model with its recorded evaluation transform as ``model.ghostnet_transform``."""
     import keras
 
-    import ghostnet_tf.layers  # noqa: F401  (registers GhostModule)
-    _schedule_class()
-    model = keras.models.load_model(path)
+    model = keras.models.load_model(path)  # the package's classes are registered on Keras import
     model.ghostnet_transform = read_transform(path)
     return model
 
@@ -430,9 +404,10 @@ class Run:
             raise ValueError(f"training diverged at epoch {epoch + 1} (loss {row['loss']}); "
                              f"try a smaller --lr than {self.config.lr}")
         self.history.append(row)
-        save_model(model, self.paths["last"], self.transform)
+        labels = self.config.class_names
+        save_model(model, self.paths["last"], self.transform, labels=labels)
         if self.best is row:
-            save_model(model, self.paths["best"], self.transform, optimizer=False)
+            save_model(model, self.paths["best"], self.transform, optimizer=False, labels=labels)
         self.write_log()
         self.write_report()
 

@@ -20,7 +20,6 @@ from ghostnet_tf.blocks import make_divisible
 from ghostnet_tf.cliutil import first_line
 from ghostnet_tf.files import atomic_path, sha256_file
 from ghostnet_tf.layers import GhostModule
-from ghostnet_tf.dfc import NearestUpsample  # noqa: F401  registered: port files of GhostNetV2/V3 read back
 from ghostnet_tf.reparam import fold_state_dict, has_branches
 from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS
 
@@ -159,6 +158,27 @@ def _read_safetensors(path):
         return load_file(path)
     except Exception as exc:  # SafetensorError, or numpy refusing a dtype such as bfloat16
         raise ValueError(f"`weights`: cannot read {path} as safetensors: {first_line(exc)}") from None
+
+
+def checkpoint_card(path):
+    """(Transform or None, class names or None) a .safetensors checkpoint records in its metadata
+    ("transform": JSON, "classes": JSON list), as ``tools/cifar10_reference.py`` writes them."""
+    import json
+
+    from ghostnet_tf.preprocessing import Transform
+
+    if not os.fspath(path).lower().endswith(".safetensors"):
+        return None, None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), "np") as f:
+            meta = f.metadata() or {}
+        transform = Transform.from_json(json.loads(meta["transform"])) if "transform" in meta else None
+        classes = tuple(str(c) for c in json.loads(meta["classes"])) if "classes" in meta else None
+    except Exception as exc:  # a bad header or metadata that is not what we write
+        raise ValueError(f"`weights`: cannot read the metadata of {path}: {first_line(exc)}") from None
+    return transform, classes
 
 
 def torch_load_error(path, exc):

@@ -86,6 +86,22 @@ def arm_setup():
         pytest.skip(f"the ARM emulator is not set up: `make arm` ({exc})")
 
 
+TFLITE_RUNTIME_VENV = Path(__file__).resolve().parent.parent / ".venv-tflite-runtime"
+
+
+@pytest.fixture(scope="session")
+def tflite_runtime_python():
+    """The Python of the tflite-runtime 2.14 venv (``make clients``: it needs Python <= 3.11 and numpy < 2, so
+    it cannot share the test venv); without it these tests skip, unless GHOSTNET_REQUIRE_CLIENTS is set
+    (``.ci/run`` sets it after ``make clients``)."""
+    python = Path(os.environ.get("GHOSTNET_TFLITE_RUNTIME_PYTHON", TFLITE_RUNTIME_VENV / "bin" / "python"))
+    if python.exists():
+        return str(python)
+    if os.environ.get("GHOSTNET_REQUIRE_CLIENTS"):
+        pytest.fail(f"GHOSTNET_REQUIRE_CLIENTS is set but there is no tflite-runtime Python at {python}")
+    pytest.skip(f"tflite-runtime is not set up: `make clients` (no {python})")
+
+
 @pytest.fixture(scope="session")
 def write_image():
     return _write_image

@@ -19,7 +19,7 @@ from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf import GhostNetV2, GhostNetV3, load_weights, profile, reparameterize
 from ghostnet_tf import weights as gw
 from ghostnet_tf.cli import main
-from ghostnet_tf.dfc import NearestUpsample
+from ghostnet_tf.layers import NearestUpsample
 from ghostnet_tf.reparam import fold_state_dict
 
 BUILDERS = {"ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}

@@ -54,7 +54,6 @@ def train_tiny(data, out, **options):
 def weights_of(path):
     import keras
 
-    import ghostnet_tf.layers  # noqa: F401
     from ghostnet_tf.training import load_model
 
     return [np.asarray(w) for w in load_model(str(path)).weights], keras
@@ -210,11 +209,21 @@ def test_checkpoint_of_the_wrong_width(folder, tmp_path, capsys):
 def test_transform_member_is_ignored_by_keras(full_run):
     import keras
 
-    import ghostnet_tf.layers  # noqa: F401
-
     with zipfile.ZipFile(full_run) as archive:
         assert TRANSFORM_MEMBER in archive.namelist()
     keras.models.load_model(str(full_run), compile=False)
+
+
+def test_checkpoints_reload_in_a_fresh_process(full_run):
+    """``import ghostnet_tf`` registers the learning-rate schedule too: the resumable checkpoint reloads."""
+    code = ("import sys, ghostnet_tf, keras; m = keras.models.load_model(sys.argv[1]); "
+            "print(type(m.optimizer._learning_rate).__name__ if len(sys.argv) > 2 else m.name)")
+    last = str(full_run).replace(".keras", ".last.keras")
+    for argv in ([str(full_run)], [last, "optimizer"]):
+        result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "WarmupCosine"
 
 
 class _nothing:

@@ -72,10 +72,11 @@ def fixtures(args):
     from ghostnet_tf.weights import state_dict_from_model
 
     model, transform = load(args.model)
+    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
     state = {k: np.ascontiguousarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
-              metadata={"transform": json.dumps(transform.to_json()), "source": os.path.basename(args.model)})
-    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
+              metadata={"transform": json.dumps(transform.to_json()), "classes": json.dumps(list(classes)),
+                        "source": os.path.basename(args.model)})
     np.savez_compressed(os.path.join(args.out, "cifar10_test_1000.npz"), images=images, labels=labels,
                         classes=np.asarray(classes))
     images, labels, classes = class_images(os.path.join(args.data, "train"), PER_CLASS_CALIBRATION, native())

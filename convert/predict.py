@@ -1,0 +1,57 @@
+"""``ghostnet predict``: class names and scores for photos, through a model file's own transform and labels,
+the first thing a person does with an app-ready model."""
+import os
+
+import numpy as np
+
+from convert.calibration import takes_pixels
+from convert.inference import predict
+from convert.metadata import default_labels, file_facts
+from ghostnet_tf.preprocessing import Transform, load_image, model_inputs, model_transform
+from ghostnet_tf.runtime import make_interpreter
+
+
+def predict_images(images, tflite=None, model=None, labels=None, top=5):
+    """[{"image", "top": [{"index", "label", "score"}]}] for image files, by a .tflite file (its metadata says
+    how to prepare images and names the classes) or a Keras model (its recorded transform; ``labels``)."""
+    if (tflite is None) == (model is None):
+        raise ValueError("predict: give exactly one of a .tflite file or a Keras model")
+    if model is not None:
+        from convert.converter import input_size_of
+
+        size = input_size_of(model)
+        transform, pixels = model_transform(model, size), takes_pixels(model)
+        labels = default_labels(model.outputs[0].shape[-1], labels)
+        run = lambda x: np.asarray(model.predict(x, verbose=0))  # noqa: E731
+    else:
+        with open(tflite, "rb") as handle:
+            facts = file_facts(handle.read())
+        interpreter = make_interpreter(model_path=tflite, num_threads=2)
+        shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
+        size = tuple(shape[1:3])
+        transform = facts.transform if facts.transform and facts.transform.size == size else Transform(size)
+        pixels, labels = facts.pixels, facts.labels
+        run = lambda x: predict(interpreter, x)  # noqa: E731
+    results = []
+    for path in images:
+        scores = run(model_inputs(load_image(path, size, transform)[None], pixels)).reshape(-1)
+        if labels is not None and len(labels) != len(scores):
+            labels = None  # names that do not fit the output are no names
+        best = np.argsort(-scores, kind="stable")[:top]
+        results.append({"image": os.fspath(path), "top": [
+            {"index": int(i), "label": labels[i] if labels else None, "score": float(scores[i])} for i in best]})
+    return {"model": os.fspath(tflite) if tflite else model.name, "transform": transform.to_json(),
+            "labels": labels is not None, "predictions": results}
+
+
+def format_predictions(report):
+    lines = []
+    for entry in report["predictions"]:
+        lines.append(entry["image"])
+        lines += [f"  {p['score']:8.4f}  {p['label'] if p['label'] is not None else 'class'} ({p['index']})"
+                  for p in entry["top"]]
+    if not report["labels"]:
+        lines.append("(the model carries no class names: convert with --labels FILE)")
+    return "\n".join(lines)
