@@ -23,6 +23,8 @@ def _litert():
 
 
 def _tflite_runtime():
+    """tflite-runtime: only where LiteRT is missing (e.g. an old ARM board); its last release, 2.14, needs
+    numpy < 2 and Python <= 3.11, and with numpy 2 it fails at load time, not at import."""
     module = importlib.import_module("tflite_runtime.interpreter")
     package = importlib.import_module("tflite_runtime")
     return Runtime("tflite-runtime", getattr(package, "__version__", "unknown"),

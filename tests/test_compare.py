@@ -36,7 +36,7 @@ def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     assert order == [(rnd, name, precision) for rnd in (0, 1)
                      for name in ("ghostnet_050", "mobilenet_v3_small_100") for precision in ("float32", "int8")]
     int8 = [r for r in records if r["label"]["precision"] == "int8"]
-    assert all(r["model"]["input_dtype"] == "int8" and r["model"]["input_shape"] == [1, 32, 32, 3] for r in int8)
+    assert all(r["model"]["input_dtype"] == "uint8" and r["model"]["input_shape"] == [1, 32, 32, 3] for r in int8)
     assert all(r["stats"]["count"] == 3 and r["threads"] == 1 and r["mode"] == "local" for r in records)
     ghost = next(r for r in records if r["label"]["name"] == "ghostnet_050")
     assert ghost["label"]["params"] == 2_587_292 and ghost["label"]["top1"] == 66.2

@@ -234,10 +234,15 @@ def test_v2_int8_is_fully_int8(v2_int8):
     assert report["audit"]["int8"] == {"ok": True, "offenders": [], "kept_float": []}
     assert all(check["ok"] for check in report["audit"]["hygiene"].values()), report["audit"]["hygiene"]
     assert report["audit"]["ops"]["LOGISTIC"] == 14  # one DFC gate per bottleneck but the first two
-    # Independent of the audit code: every tensor of the file is int8 or int32 (io int8), no requantization.
+    # Independent of the audit code: every tensor of the file is int8 or int32 but the uint8 input and output,
+    # and no requantization inside: the only QUANTIZE ops are the two uint8 edges.
     interpreter = make_interpreter(model_path=path, use_xnnpack=False)
-    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
-    assert not [op for op in interpreter._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
+    edges = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()
+            if t["index"] not in edges} <= {"int8", "int32"}
+    quantize_ops = [op for op in interpreter._get_ops_details() if op["op_name"] in ("QUANTIZE", "DEQUANTIZE")]
+    assert len(quantize_ops) == 2 and all(set(op["inputs"]) & edges or set(op["outputs"]) & edges
+                                          for op in quantize_ops)
 
 
 @pytest.mark.slow

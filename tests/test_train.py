@@ -232,3 +232,31 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_predict_names_the_classes_of_a_trained_model(full_run, folder, tmp_path, capsys):
+    """The class folders' names travel: in the .keras, through `ghostnet convert` into the .tflite's metadata,
+    and out of `ghostnet predict` for either file."""
+    image = str(folder / "red" / "0.jpg")
+    tflite = tmp_path / "m.tflite"
+    assert run("convert", "--keras-model", full_run, "-o", tflite, "--calibration", folder,
+               "--calibration-steps", "8", "--eval-count", "4", "--no-progress") == 0
+    for model in (["--keras-model", full_run], ["--tflite", tflite]):
+        capsys.readouterr()
+        assert run("predict", image, *model, "--top", "3", "--json") == 0
+        top = json.loads(capsys.readouterr().out)["predictions"][0]["top"]
+        assert sorted(p["label"] for p in top) == sorted(CLASSES)
+        assert [p["label"] for p in top] == [sorted(CLASSES)[p["index"]] for p in top]  # label = sorted folder index
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "nope.jpg", "--tflite", "m.tflite"], "no such file: 'nope.jpg'"),
+    (["predict", "IMAGE", "--tflite", "IMAGE"], "not a TFLite model"),
+])
+def test_predict_bad_input_one_line_exit_2(argv, message, folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.tflite").write_bytes(b"")
+    image = str(folder / "red" / "0.jpg")
+    assert run(*[image if a == "IMAGE" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
