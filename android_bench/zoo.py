@@ -2,17 +2,15 @@
 instead, each built locally (no download) as a model taking RGB in [0, 255]."""
 from dataclasses import dataclass
 
+from ghostnet_tf.registry import FAMILY_PREFIX, MODELS
 from ghostnet_tf.spec import default_name
 
-# Published ImageNet top-1 (%, 224x224, single crop), each from the model's own paper:
-#   GhostNet: Han et al., arXiv 1911.11907, Table 7 (0.5x 66.2, 1.0x 73.9, 1.3x 75.7).
+# Published ImageNet top-1 (%, 224x224, single crop), each from the model's own paper (GhostNets: their registry
+# entries, ghostnet_tf/registry.py):
 #   MobileNetV2 1.0: Sandler et al., arXiv 1801.04381, Table 4 (72.0).
 #   MobileNetV3: Howard et al., arXiv 1905.02244, Table 3 (Large 1.0 75.2, Large 0.75 73.3, Small 1.0 67.4).
-#   GhostNetV2 1.0x: Tang et al., arXiv 2211.12905, Table 2 (75.3).
-#   GhostNetV3 1.0x: Liu et al., arXiv 2404.11202 (77.1).
-#   timm's pretrained configs (ghostnetv2_100.in1k, ghostnetv3_100.in1k) carry no accuracy figures.
-GHOSTNET_TOP1 = {0.5: 66.2, 1.0: 73.9, 1.3: 75.7}
-GHOSTNET_FAMILIES = {"ghostnet": "v1", "ghostnetv2": "v2", "ghostnetv3": "v3"}  # family -> ghostnet_tf.build_model
+GHOSTNET_FAMILIES = {prefix: family for family, prefix in FAMILY_PREFIX.items()}  # zoo family -> registry family
+FAMILY_LABELS = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,11 @@ class ZooModel:
                      name=self.name)
 
 
-def ghostnet_entry(width):
-    return ZooModel(default_name(width), f"GhostNet {width:.1f}x", "ghostnet", width, GHOSTNET_TOP1.get(width))
+def ghostnet_entry(width, family="v1", default=True):
+    """The zoo row of a GhostNet: a registered width carries its published top-1; any other width builds too."""
+    name = default_name(width, FAMILY_PREFIX[family])
+    top1 = MODELS[name].top1 if name in MODELS else None
+    return ZooModel(name, f"{FAMILY_LABELS[family]} {width:.1f}x", FAMILY_PREFIX[family], width, top1, default)
 
 
 ZOO = {m.name: m for m in (
@@ -56,8 +57,7 @@ ZOO = {m.name: m for m in (
     ZooModel("mobilenet_v3_large_075", "MobileNetV3-Large 0.75", "mobilenet_v3_large", 0.75, 73.3),
     ZooModel("mobilenet_v3_large_100", "MobileNetV3-Large 1.0", "mobilenet_v3_large", 1.0, 75.2),
     # Not in the default set, to keep `make run` short (4 more conversions): --models ghostnetv2_100,...
-    ZooModel("ghostnetv2_100", "GhostNetV2 1.0x", "ghostnetv2", 1.0, 75.3, default=False),
-    ZooModel("ghostnetv3_100", "GhostNetV3 1.0x", "ghostnetv3", 1.0, 77.1, default=False),
+    ghostnet_entry(1.0, "v2", default=False), ghostnet_entry(1.0, "v3", default=False),
 )}
 DEFAULT_BASELINE = "mobilenet_v3_large_075"  # closest in published top-1 to GhostNet 1.0x
 QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")  # the smoke run of `bench compare --quick`

@@ -14,9 +14,12 @@ from ghostnet_tf.commands import add_family_argument
 def _add_model_arguments(p, required=True):
     source = p.add_mutually_exclusive_group(required=required)
     source.add_argument("--width", type=parse_width, help="a fresh GhostNet of this width (0.5, 1.0, 1.3, ...)")
+    source.add_argument("--model", type=_registered, metavar="NAME",
+                        help="a registered model by timm's name instead of --family/--width, e.g. ghostnetv2_100 "
+                             "(ghostnet_tf.list_models())")
     source.add_argument("--keras-model", metavar="FILE", help="a saved .keras model (GhostModule layers included)")
     add_family_argument(p)  # with --width; GhostNetV3 is built in its folded inference form
-    p.add_argument("--weights", metavar="PATH", help="weights for --width (checkpoint path or 'imagenet')")
+    p.add_argument("--weights", metavar="PATH", help="weights for --model/--width (checkpoint path or 'imagenet')")
     p.add_argument("--input-size", type=parse_size, help="S or HxW (default 224, or the saved model's own size)")
     p.add_argument("--import-module", action="append", default=[], metavar="MODULE",
                    help="import this Python module first, so the custom layers it registers load (repeatable)")
@@ -97,6 +100,24 @@ def register(sub):
     p.set_defaults(func=predict_command, tensorflow=True)
 
 
+def _registered(name):
+    """--model NAME -> the registry entry (light: the registry imports no Keras)."""
+    import argparse
+
+    from ghostnet_tf.registry import get_entry
+
+    try:
+        return get_entry(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _resolve_model(args):
+    """--model NAME is --family and --width of its registry entry."""
+    if getattr(args, "model", None) is not None:
+        args.family, args.width = args.model.family, args.model.width
+
+
 def _crop_pct(text):
     import argparse
 
@@ -147,6 +168,7 @@ def convert_command(args):
     from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
 
+    _resolve_model(args)
     rewrite = parse_rewrites(args.rewrite, args.quantize)
     keep_float = parse_keep_float(args.keep_float, args.target_agreement)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images", "--labels"),
@@ -199,8 +221,9 @@ def eval_command(args):
     from convert.report import format_evaluation
     from convert.source import load_keras_model
 
+    _resolve_model(args)
     if args.tflite is None and args.width is None and args.keras_model is None:
-        raise UsageError("give --tflite FILE and/or a Keras model (--width W or --keras-model FILE)")
+        raise UsageError("give --tflite FILE and/or a Keras model (--model NAME, --width W or --keras-model FILE)")
     _check_paths(args, _model_inputs(args, "--tflite", "--labels"), {"--report": args.report})
     model = None
     if args.width is not None or args.keras_model is not None:

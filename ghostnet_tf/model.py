@@ -6,6 +6,7 @@ from keras import layers
 
 from ghostnet_tf.blocks import conv_bn, ghost_bottleneck, make_divisible
 from ghostnet_tf.preprocessing import normalization_layer
+from ghostnet_tf.registry import imagenet_entry
 from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS, check_width, default_name
 from ghostnet_tf.weights import load_pretrained
 
@@ -28,7 +29,8 @@ MIN_INPUT_SIZE = 32
 # Output stride -> layer whose output is the feature map (timm's feature_info for GhostNet).
 FEATURE_LAYERS = {2: "act1", 4: "blocks.1.0", 8: "blocks.3.0", 16: "blocks.5.0", 32: "blocks.7.0"}
 
-WEIGHTS_CHOICES = "None, 'imagenet' (width 1.0) or the path to a .safetensors/.pth/.pt/.weights.h5 file"
+WEIGHTS_CHOICES = ("None, 'imagenet' (the widths timm publishes weights for: ghostnet_tf.list_models(pretrained=True)) "
+                   "or the path to a .safetensors/.pth/.pt/.weights.h5 file")
 
 
 def _check_input_shape(input_shape, min_size=MIN_INPUT_SIZE):
@@ -44,7 +46,7 @@ def _check_input_shape(input_shape, min_size=MIN_INPUT_SIZE):
                              f"got {tuple(input_shape)!r}")
 
 
-def _check_arguments(width, include_top, weights, pooling, classes):
+def _check_arguments(width, include_top, weights, pooling, classes, name):
     check_width(width)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"GhostNet: `classes` must be an integer >= 1, got {classes!r}")
@@ -52,9 +54,8 @@ def _check_arguments(width, include_top, weights, pooling, classes):
         raise ValueError(f"GhostNet: `pooling` must be None, 'avg' or 'max', got {pooling!r}")
     if not (weights is None or weights == "imagenet" or isinstance(weights, (str, os.PathLike))):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}, got {weights!r}")
-    if weights == "imagenet" and width != 1.0:
-        raise ValueError(f"GhostNet: `weights='imagenet'` exists only for width 1.0, got width {width}; "
-                         "pass weights=None or a checkpoint path made for this width")
+    if weights == "imagenet":
+        imagenet_entry(name)
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.isfile(weights):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}; no such file: {os.fspath(weights)!r}")
 
@@ -86,7 +87,7 @@ def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_prep
     """The GhostNet network around the bottleneck ``bottleneck_for(block_index)`` (counted over all
     stages), which is the only thing GhostNetV2/V3 change; the arguments are those of `GhostNet`, and
     `family` (timm's name prefix) makes the default name."""
-    _check_arguments(width, include_top, weights, pooling, classes)
+    _check_arguments(width, include_top, weights, pooling, classes, default_name(width, family))
     name = name or default_name(width, family)
     if input_shape is None:
         input_shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else (224, 224, 3)
@@ -127,7 +128,7 @@ def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_prep
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
-        load_pretrained(model, weights)
+        load_pretrained(model, weights, default_name(width, family))
     return model
 
 

@@ -67,19 +67,12 @@ def rep_depthwise(x, kernel_size, strides, name, folded):
     return rep_conv(x, None, kernel_size, strides, name, "dw", folded, scale=True)
 
 
-def _check_imagenet(weights, builder):
-    if isinstance(weights, str) and weights == "imagenet":
-        raise ValueError(f"{builder}: `weights='imagenet'` is not bundled for {builder}; download timm's "
-                         f"file (see the README) and pass its path as weights=...")
-
-
 def GhostNetV2(width=1.0, input_shape=None, include_top=True, include_preprocessing=True, weights=None,
                input_tensor=None, pooling=None, classes=1000, dropout_rate=0.2,
                classifier_activation="softmax", name=None):
     """Build GhostNetV2 (timm's ghostnetv2_*; published widths 1.0, 1.3, 1.6). The arguments are those
-    of `GhostNet`; `weights` is None or a checkpoint path. Input sides must be >= 33."""
-    _check_imagenet(weights, "GhostNetV2")
-
+    of `GhostNet`; `weights` is None, "imagenet" (timm's ghostnetv2_*.in1k) or a checkpoint path. Input sides
+    must be >= 33."""
     def bottleneck_for(index):
         return functools.partial(ghost_bottleneck, ghost1=ghost_module_v2) if index >= PLAIN_BLOCKS else ghost_bottleneck
 
@@ -92,13 +85,13 @@ def GhostNetV3(width=1.0, input_shape=None, include_top=True, include_preprocess
                input_tensor=None, pooling=None, classes=1000, dropout_rate=0.2,
                classifier_activation="softmax", name=None, reparameterized=False):
     """Build GhostNetV3 (timm's ghostnetv3_*; widths 0.5, 1.0, 1.3, 1.6). The arguments are those of
-    `GhostNet`; `weights` is None or a checkpoint path (timm's multi-branch layout loads into either form).
+    `GhostNet`; `weights` is None, "imagenet" (timm's ghostnetv3_100.in1k) or a checkpoint path (timm's multi-branch
+    layout loads into either form).
 
     `reparameterized=False` gives the multi-branch training form (for fine-tuning; its parameters are
     timm's); True the folded inference form, the one to export. `reparameterize(model)` turns the first
     into the second with the same outputs.
     """
-    _check_imagenet(weights, "GhostNetV3")
     rep_ghost = functools.partial(ghost_module_v3, folded=reparameterized)
     depthwise = functools.partial(rep_depthwise, folded=reparameterized)
 

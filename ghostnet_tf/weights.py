@@ -23,12 +23,9 @@ from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.reparam import fold_state_dict, has_branches
 from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS
 
-# timm's ImageNet weights for ghostnet_100 (top-1 73.96 %). Every download is checked for completeness
-# (Content-Length) and, with IMAGENET_SHA256 set, for its hash, before it enters the cache. The hub file's
-# sha256 is not pinned yet: it could not be read without network access; set it here once known.
-IMAGENET_URL = "https://huggingface.co/timm/ghostnet_100.in1k/resolve/main/model.safetensors"
-IMAGENET_SHA256 = None
-IMAGENET_FILENAME = "ghostnet_100.in1k.safetensors"
+# timm's ImageNet weights come from the hub file of the model's registry entry (ghostnet_tf.registry). Every
+# download is checked for completeness (Content-Length) and, where the entry pins it, for its sha256, before it
+# enters the cache.
 IMAGENET_CACHE_DIR = None  # None: Keras's cache (~/.keras or $KERAS_HOME), subdirectory "models"
 
 FILE_TYPES = ".safetensors, .pth/.pt (needs torch) or .weights.h5 (from `ghostnet port`)"
@@ -339,21 +336,24 @@ def download(url, path, sha256=None):
     return path
 
 
-def imagenet_weights():
-    """The cached path of timm's ghostnet_100.in1k weights, downloading them on first use (and again when a
-    cached file no longer has the pinned hash)."""
+def imagenet_weights(name="ghostnet_100"):
+    """The cached path of timm's ImageNet weights for the registered model ``name``, downloading them on first
+    use (and again when a cached file no longer has the pinned hash)."""
+    from ghostnet_tf.registry import imagenet_entry
+
+    entry = imagenet_entry(name)
     base = IMAGENET_CACHE_DIR or os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    path = os.path.join(base, "models", IMAGENET_FILENAME)
-    if os.path.isfile(path) and (IMAGENET_SHA256 is None or sha256_file(path) == IMAGENET_SHA256):
+    path = os.path.join(base, "models", f"{entry.pretrained}.safetensors")
+    if os.path.isfile(path) and (entry.sha256 is None or sha256_file(path) == entry.sha256):
         return path
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return download(IMAGENET_URL, path, IMAGENET_SHA256)
+        return download(entry.url, path, entry.sha256)
     except Exception as exc:  # URLError, HTTPError, timeouts, a bad hash, a full disk
-        raise OSError(f"`weights='imagenet'`: could not download {IMAGENET_URL} ({first_line(exc)}); "
+        raise OSError(f"`weights='imagenet'`: could not download {entry.url} ({first_line(exc)}); "
                       "offline, download it elsewhere and pass weights='/path/to/model.safetensors'") from None
 
 
-def load_pretrained(model, weights):
-    """`GhostNet(weights=...)`: "imagenet" or a checkpoint path."""
-    load_weights(model, imagenet_weights() if weights == "imagenet" else weights)
+def load_pretrained(model, weights, name):
+    """`GhostNet(weights=...)`: "imagenet" (the hub file of the registered model ``name``) or a checkpoint path."""
+    load_weights(model, imagenet_weights(name) if weights == "imagenet" else weights)

@@ -102,6 +102,31 @@ def tflite_runtime_python():
     pytest.skip(f"tflite-runtime is not set up: `make clients` (no {python})")
 
 
+@pytest.fixture
+def local_hub(tmp_path, monkeypatch):
+    """``local_hub(name, checkpoint, sha256=None)``: serve ``checkpoint`` as timm's hub file of the registered model
+    ``name`` from a file:// URL (the real download path, no network), with the cache under tmp_path/"cache"; returns
+    the path the download is cached at."""
+    import dataclasses
+    import shutil
+
+    from ghostnet_tf import registry
+    from ghostnet_tf import weights as gw
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    monkeypatch.setattr(registry, "HUB_URL", f"file://{hub}/{{tag}}.safetensors")
+    monkeypatch.setattr(gw, "IMAGENET_CACHE_DIR", str(tmp_path / "cache"))
+
+    def serve(name, checkpoint, sha256=None):
+        entry = registry.MODELS[name]
+        shutil.copyfile(checkpoint, hub / f"{entry.pretrained}.safetensors")
+        monkeypatch.setitem(registry.MODELS, name, dataclasses.replace(entry, sha256=sha256))
+        return tmp_path / "cache" / "models" / f"{entry.pretrained}.safetensors"
+
+    return serve
+
+
 @pytest.fixture(scope="session")
 def write_image():
     return _write_image

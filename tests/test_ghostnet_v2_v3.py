@@ -174,10 +174,24 @@ def test_bad_arguments_are_one_line_errors(models):
     with pytest.raises(ValueError) as excinfo:
         reparameterize(models["ghostnetv2_100"])
     assert "no re-parameterisable branches" in one_line_error(excinfo)
-    with pytest.raises(ValueError, match="`weights='imagenet'` is not bundled for GhostNetV2"):
-        GhostNetV2(weights="imagenet")
+    with pytest.raises(ValueError, match="no ImageNet weights for ghostnetv3_050 \\(for ghostnetv3: ghostnetv3_100\\)"):
+        GhostNetV3(width=0.5, weights="imagenet")
     with pytest.raises(ValueError, match=">= 33"):
         GhostNetV3(input_shape=(32, 64, 3))
+
+
+@pytest.mark.parametrize("arch", ["ghostnetv2_100", "ghostnetv3_100"])
+def test_imagenet_weights_by_name_for_every_family(arch, checkpoints, local_hub):
+    """``create_model(name, weights="imagenet")`` fetches timm's hub file of that model (here a local file with
+    the fixture's seeded weights) and gives timm's logits; V3 in its folded form."""
+    from ghostnet_tf import create_model
+
+    checkpoint = checkpoints[arch]
+    local_hub(arch, checkpoint.path)
+    model = create_model(arch, weights="imagenet", input_shape=(224, 224, 3), include_preprocessing=False,
+                         classifier_activation=None)
+    assert model.name == arch
+    assert checkpoint.max_diff(model) <= TOLERANCE
 
 
 @pytest.mark.slow
@@ -253,3 +267,20 @@ def test_v3_float32_export_is_the_keras_model(tmp_path):
     # Logits of random weights: float rounding relative to their size (top-1 of near-ties would be luck).
     peak = np.abs(model.predict(np.full((1, 80, 96, 3), 128.0, np.float32), verbose=0)).max()
     assert report["fidelity"]["max_abs_error"] < 1e-5 * max(1.0, peak)
+
+
+def test_list_models_and_the_cli_take_registered_names(capsys):
+    from convert.cli import _resolve_model
+    from ghostnet_tf import list_models
+    from ghostnet_tf.cli import build_parser
+
+    assert list_models("ghostnetv2_*") == ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160"]
+    assert list_models(pretrained=True) == ["ghostnet_100", "ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160",
+                                            "ghostnetv3_100"]
+    args = build_parser("ghostnet").parse_args(["convert", "--model", "ghostnetv3_100", "-o", "m.tflite"])
+    _resolve_model(args)
+    assert (args.family, args.width) == ("v3", 1.0)
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser("ghostnet").parse_args(["convert", "--model", "ghostnet_999", "-o", "m.tflite"])
+    assert exit_info.value.code == 2
+    assert "unknown model 'ghostnet_999'; registered: ghostnet_050" in capsys.readouterr().err
