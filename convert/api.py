@@ -6,7 +6,8 @@ from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, debugging, ve
 from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import FileOptions, convert_model, input_size_of
 from convert.report import fidelity_warnings
-from ghostnet_tf.preprocessing import model_inputs, model_transform
+from convert.source import as_source
+from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.runtime import get_runtime
 
 
@@ -36,14 +37,17 @@ def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DE
                  input_size=None, show_progress=True, audit=None):
     """Audit a .tflite model (bytes or path) and compare it with ``keras_model`` on held-out images
     (folder, .npy/.npz, array, or None for the built-in set that calibration never uses).
-    ``audit``: the converter's own audit of these bytes, so it is not done twice."""
+    ``audit``: the converter's own audit of these bytes, so it is not done twice. ``keras_model``: a Keras model
+    or a ``ModelSource``."""
+    source = as_source(keras_model)
+    keras_model = source.model
     if not isinstance(content, (bytes, bytearray)):
         with open(content, "rb") as f:
             content = f.read()
     size = input_size_of(keras_model, input_size)
     pixels = takes_pixels(keras_model)
     images = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
-                          model_transform(keras_model, size))
+                          source.transform_for(size))
     audit = audit or verify.audit(content, quantize)
     return {
         "audit": audit,
@@ -78,25 +82,28 @@ def check_held_out(calibration, eval_images):
 
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
-                       input_size=None, per_layer=False, description=None, show_progress=True,
+                       input_size=None, per_layer=False, show_progress=True,
                        rewrite=None, keep_float=None, options=FileOptions()):
-    """Convert ``model`` to ``out_path`` and return the full report (what ``ghostnet convert --report`` writes)."""
+    """Convert ``model`` (a Keras model or a ``ModelSource``) to ``out_path`` and return the full report (what
+    ``ghostnet convert --report`` writes)."""
     check_held_out(calibration, eval_images)
+    source = as_source(model)
+    model = source.model
     if per_layer and quantize != "int8":
         raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
     start = time.perf_counter()
     # Every input is read before the converter runs, so a bad --eval-images never leaves a written model.
     size = input_size_of(model, input_size)
     held_out = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
-                            model_transform(model, size))
-    conversion = convert_model(model, out_path, quantize, io, calibration, calibration_steps, input_size,
+                            source.transform_for(size))
+    conversion = convert_model(source, out_path, quantize, io, calibration, calibration_steps, input_size,
                                show_progress, rewrite, keep_float, options)
     with open(conversion.path, "rb") as f:
         content = f.read()
-    checked = verify_model(content, model, quantize, held_out, eval_count, conversion.input_size, show_progress,
+    checked = verify_model(content, source, quantize, held_out, eval_count, conversion.input_size, show_progress,
                            audit=conversion.audit)
     report = {
-        "model": {**(description or {"name": model.name}), "input_size": list(conversion.input_size),
+        "model": {**source.description, "input_size": list(conversion.input_size),
                   "takes_pixels": conversion.takes_pixels,
                   "keras_params": int(model.count_params())},  # Keras counts BN moving statistics too
         "output": {"path": str(conversion.path), "size_bytes": conversion.size_bytes},
@@ -113,7 +120,7 @@ def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=No
         "versions": versions(),
     }
     if per_layer:
-        report["per_layer"] = debugging.per_layer_errors(model, conversion.input_size, calibration,
+        report["per_layer"] = debugging.per_layer_errors(source, conversion.input_size, calibration,
                                                          calibration_steps, held_out, eval_count, show_progress,
                                                          rewrite)
     if conversion.calibration and conversion.calibration["source"] == "built-in":

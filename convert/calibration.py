@@ -128,8 +128,8 @@ def synthetic_images(count, size, seed, transform=None):
 
 def image_source(spec, size, limit, arg, seed, show_progress=True, transform=None):
     """Images from ``spec`` (None -> built-in synthetic set of ``limit`` images, folder, .npy/.npz file);
-    files, synthetic images and arrays of another size are prepared by ``transform`` (a model's ``model_transform``),
-    arrays at ``size`` are taken as they are."""
+    files, synthetic images and arrays of another size are prepared by ``transform`` (a model source's
+    ``transform_for(size)``), arrays at ``size`` are taken as they are."""
     if spec is None:
         return synthetic_images(limit, size, seed, transform)
     if isinstance(spec, ImageSet):

@@ -181,16 +181,13 @@ def convert_command(args):
     if args.quantize in ("int8", "int16x8") and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
-    model, description = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
-                                          args.import_module, args.family)
-    own_labels = description.pop("labels", None)
-    options = FileOptions(labels=labels or own_labels, author=args.author,
-                          license=args.license, min_runtime=args.min_runtime)
+    source = load_keras_model(args.width, args.weights, args.keras_model, args.input_size, args.import_module,
+                              args.family)
+    options = FileOptions(labels=labels, author=args.author, license=args.license, min_runtime=args.min_runtime)
     report = convert_and_verify(
-        model, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
+        source, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
-        input_size=args.input_size, per_layer=args.per_layer, description=description,
-        show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float, options=options)
+        input_size=args.input_size, per_layer=args.per_layer, show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float, options=options)
     _emit(report, args, format_conversion)
 
 
@@ -205,10 +202,7 @@ def predict_command(args):
     if args.labels and args.tflite:
         raise UsageError("--labels: a .tflite file carries its own class names (give them at conversion)")
     labels = read_labels_file(args.labels) if args.labels else None
-    model = None
-    if args.keras_model:
-        model, description = load_keras_model(keras_model=args.keras_model)
-        labels = labels or description.get("labels")
+    model = load_keras_model(keras_model=args.keras_model) if args.keras_model else None
     report = predict_images(args.images, tflite=args.tflite, model=model, labels=labels, top=args.top)
     if args.json:
         print_json(report)
@@ -227,8 +221,8 @@ def eval_command(args):
     _check_paths(args, _model_inputs(args, "--tflite", "--labels"), {"--report": args.report})
     model = None
     if args.width is not None or args.keras_model is not None:
-        model, _ = load_keras_model(args.width, args.weights, args.keras_model, args.input_size,
-                                    args.import_module, args.family)
+        model = load_keras_model(args.width, args.weights, args.keras_model, args.input_size, args.import_module,
+                                 args.family)
     report = evaluate(args.data, model=model, tflite=args.tflite, labels=args.labels, limit=args.limit,
                       input_size=args.input_size, show_progress=not args.no_progress, crop_pct=args.crop_pct)
     _emit(report, args, format_evaluation)

@@ -13,14 +13,15 @@ from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, parse_ver
 from convert.progress import progress
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-from ghostnet_tf.preprocessing import model_inputs, model_transform
+from convert.source import as_source
+from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
 
 
 @dataclass(frozen=True)
 class FileOptions:
     """What the written file carries besides the model, and the oldest runtime that must load it.
-    ``labels``: class names in output order (None: the defaults of ``metadata.default_labels``)."""
+    ``labels``: class names in output order (None: the model source's, else ``metadata.default_labels``)."""
     labels: tuple = None
     author: str = None
     license: str = None
@@ -153,9 +154,12 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
     of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
     graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
     where the model has its pattern). ``keep_float``: a ``convert.mixed.KeepFloat`` (int8 only): the ops
-    to leave in float, named or searched on the calibration images."""
+    to leave in float, named or searched on the calibration images. ``model``: a Keras model or a
+    ``convert.source.ModelSource`` (whose transform prepares the calibration images)."""
     import tensorflow as tf
 
+    source = as_source(model)
+    model = source.model
     pixels = takes_pixels(model)
     io = io or default_io(quantize, pixels)
     check_options(quantize, io, keep_float)
@@ -171,7 +175,7 @@ def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration
     representative_dataset = None
     if quantize in CALIBRATED_MODES:
         images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
-                              model_transform(model, size))
+                              source.transform_for(size))
         inputs, anchored = calibration_inputs(images.images, pixels)
         details["calibration"] = {**images.describe(), "range_anchored": anchored}
 
@@ -221,11 +225,15 @@ def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
 
     int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise), or
     every op but those ``keep_float`` chose; every file only if ``options.min_runtime`` can load it.
+    ``model``: a Keras model or a ``convert.source.ModelSource`` (its transform and class names go into the file;
+    ``options.labels`` overrides the names).
     """
     check_writable(out_path, "--output")
     parse_version(options.min_runtime)
-    labels = output_labels(model, options.labels)
-    content, details = convert_bytes(model, quantize, io, calibration, calibration_steps, input_size, show_progress,
+    source = as_source(model)
+    model = source.model
+    labels = output_labels(model, options.labels if options.labels is not None else source.labels)
+    content, details = convert_bytes(source, quantize, io, calibration, calibration_steps, input_size, show_progress,
                                      rewrite, keep_float, options.min_runtime)
     kept = details["keep_float"]
     checked = audit(content, details["quantize"], kept["layers"] if kept else ())
@@ -233,7 +241,7 @@ def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
         raise ValueError(int8_failure(checked["int8"]["offenders"]))
     check_min_runtime(content, options.min_runtime)
     info = metadata.model_info(model.name, details["quantize"], details["io"], details["takes_pixels"],
-                               details["input_size"], model_transform(model, details["input_size"]), labels,
+                               details["input_size"], source.transform_for(details["input_size"]), labels,
                                options.author, options.license)
     content = metadata.attach(content, info)
     written = metadata.read(content)

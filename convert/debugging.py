@@ -9,7 +9,8 @@ import numpy as np
 from convert import rewrites
 from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.converter import calibration_inputs, configure, export_saved_model
-from ghostnet_tf.preprocessing import model_inputs, model_transform
+from convert.source import as_source
+from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
 
 
@@ -23,8 +24,10 @@ def per_layer_errors(model, input_size, calibration, calibration_steps, eval_ima
     """
     import tensorflow as tf
 
+    source = as_source(model)
+    model = source.model
     pixels = takes_pixels(model)
-    transform = model_transform(model, input_size)
+    transform = source.transform_for(input_size)
     calibration_set = image_source(calibration, input_size, calibration_steps, "--calibration", CALIBRATION_SEED,
                                    show_progress, transform)
     inputs, _ = calibration_inputs(calibration_set.images, pixels)

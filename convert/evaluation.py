@@ -8,8 +8,8 @@ from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
 from convert.metadata import file_facts
-from ghostnet_tf.preprocessing import (Transform, class_folders, load_image, model_inputs, model_transform,
-                                       resize_and_crop)
+from convert.source import as_source
+from ghostnet_tf.preprocessing import Transform, class_folders, load_image, model_inputs, resize_and_crop
 from ghostnet_tf.runtime import make_interpreter
 
 BATCH = 32
@@ -72,7 +72,7 @@ def _top_ties(scores):
 
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True,
              crop_pct=None):
-    """Top-1/top-5 (%) of ``model`` (Keras) and/or ``tflite`` (path) on DATA (a class-folder tree or a .npz of
+    """Top-1/top-5 (%) of ``model`` (Keras, or a ``ModelSource``) and/or ``tflite`` (path) on DATA (a class-folder tree or a .npz of
     images and labels); a Keras model decides how images are prepared, else the .tflite file's own metadata
     (its transform and normalization), else ImageNet's transform on raw pixels.
     A tie for the top score is a miss; ``top1_ties`` counts the images whose top score tied."""
@@ -96,9 +96,11 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
     if model is not None:
         from convert.converter import input_size_of
 
+        source = as_source(model)
+        model = source.model
         size = input_size_of(model, input_size)
         pixels = takes_pixels(model)
-        transform = model_transform(model, size)
+        transform = source.transform_for(size)
     else:
         shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
         if len(shape) != 4 or shape[3] != 3:

@@ -7,21 +7,25 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.metadata import default_labels, file_facts
-from ghostnet_tf.preprocessing import Transform, load_image, model_inputs, model_transform
+from convert.source import as_source
+from ghostnet_tf.preprocessing import Transform, load_image, model_inputs
 from ghostnet_tf.runtime import make_interpreter
 
 
 def predict_images(images, tflite=None, model=None, labels=None, top=5):
     """[{"image", "top": [{"index", "label", "score"}]}] for image files, by a .tflite file (its metadata says
-    how to prepare images and names the classes) or a Keras model (its recorded transform; ``labels``)."""
+    how to prepare images and names the classes) or a Keras model or ``ModelSource`` (its transform and class
+    names; ``labels`` overrides them)."""
     if (tflite is None) == (model is None):
         raise ValueError("predict: give exactly one of a .tflite file or a Keras model")
     if model is not None:
         from convert.converter import input_size_of
 
+        source = as_source(model)
+        model = source.model
         size = input_size_of(model)
-        transform, pixels = model_transform(model, size), takes_pixels(model)
-        labels = default_labels(model.outputs[0].shape[-1], labels)
+        transform, pixels = source.transform_for(size), takes_pixels(model)
+        labels = default_labels(model.outputs[0].shape[-1], labels or source.labels)
         run = lambda x: np.asarray(model.predict(x, verbose=0))  # noqa: E731
     else:
         with open(tflite, "rb") as handle:

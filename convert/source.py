@@ -1,13 +1,44 @@
-"""The Keras model a command works on: a fresh GhostNet (optionally with weights) or a saved .keras model."""
+"""The model a command works on, as a ``ModelSource``: a Keras model with what is known of how it sees images
+(its evaluation transform) and what its outputs are called, from a fresh GhostNet (optionally with weights) or a
+saved .keras model."""
 import os
 import sys
 import zipfile
+from dataclasses import dataclass, field
 
 from ghostnet_tf.cliutil import check_weights_with_width, first_line
+from ghostnet_tf.preprocessing import Transform
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A Keras model and what travels with it. ``transform``: how it was trained to see images (a
+    ``ghostnet train`` model, a ported or carded checkpoint); None: ImageNet's for its input size. ``labels``:
+    its class names in output order, if known. ``description``: what reports say about where it came from."""
+    model: object
+    transform: Transform = None
+    labels: tuple = None
+    description: dict = field(default_factory=dict)
+
+    def transform_for(self, size):
+        """The evaluation transform at ``size``: the recorded one if it is for that size, else ImageNet's."""
+        if self.transform is not None and tuple(self.transform.size) == tuple(size):
+            return self.transform
+        return Transform(tuple(size))
+
+    @classmethod
+    def from_file(cls, path, import_modules=()):
+        """A saved .keras model with the transform and class names recorded inside it."""
+        return load_keras_model(keras_model=path, import_modules=import_modules)
+
+
+def as_source(model):
+    """A ``ModelSource`` for an API that takes either it or a bare Keras model (ImageNet's transform, no names)."""
+    return model if isinstance(model, ModelSource) else ModelSource(model, description={"name": model.name})
 
 
 def load_keras_model(width=None, weights=None, keras_model=None, input_size=None, import_modules=(), family="v1"):
-    """(model, description). With `width`, a fresh model of `family` (v1, v2, or v3 in its folded inference
+    """A ``ModelSource``. With `width`, a fresh model of `family` (v1, v2, or v3 in its folded inference
     form). ``keras_model`` may use GhostModule or any custom layer registered with
     ``keras.saving.register_keras_serializable`` in one of ``import_modules`` (imported first)."""
     if (width is None) == (keras_model is None):
@@ -20,9 +51,8 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         size = tuple(input_size or (transform.size if transform else (224, 224)))
         classes = {"classes": len(labels)} if labels else {}
         model = build_model(family, width, input_shape=(*size, 3), weights=weights, **classes)
-        model.ghostnet_transform = transform  # how the checkpoint was trained to see images, if it says
-        return model, {"name": model.name, "family": family, "width": width, "labels": labels,
-                       "weights": None if weights is None else os.fspath(weights)}
+        return ModelSource(model, transform, labels, {"name": model.name, "family": family, "width": width,
+                                                      "weights": None if weights is None else os.fspath(weights)})
     check_weights_with_width(weights, width)
     path = os.fspath(keras_model)
     if not os.path.isfile(path):
@@ -49,5 +79,4 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
     from ghostnet_tf.preprocessing import read_labels, read_transform
 
-    model.ghostnet_transform = read_transform(path)  # how it was trained to see images, if it says
-    return model, {"name": model.name, "keras_model": path, "labels": read_labels(path)}
+    return ModelSource(model, read_transform(path), read_labels(path), {"name": model.name, "keras_model": path})

@@ -161,15 +161,6 @@ def read_labels(path):
         return None
 
 
-def model_transform(model, size):
-    """The evaluation transform of a Keras model: the one it carries (``ghostnet_transform``, set when it was
-    trained or loaded from a file that records one) or ImageNet's for ``size``."""
-    transform = getattr(model, "ghostnet_transform", None)
-    if transform is not None and tuple(transform.size) == tuple(size):
-        return transform
-    return Transform(tuple(size))
-
-
 def transform_image(image, transform):
     """TensorFlow op (eager or inside tf.data): RGB image (H, W, 3) -> float32 ``transform.size`` crop.
 

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ghostnet_tf.files import atomic_path, check_writable, write_atomic
-from ghostnet_tf.preprocessing import (Transform, class_folders, default_crop_pct, read_transform,
-                                       transform_image, write_labels, write_transform)
+from ghostnet_tf.preprocessing import (Transform, class_folders, default_crop_pct, transform_image, write_labels,
+                                       write_transform)
 
 WARMUP_EPOCHS = 1.0
 RRC_SCALE = (0.25, 1.0)  # random-resized-crop area range for photo-sized inputs
@@ -339,12 +339,11 @@ def save_model(model, path, transform, optimizer=True, labels=()):
 
 
 def load_model(path):
-    """A .keras model with its recorded evaluation transform as ``model.ghostnet_transform``."""
+    """A .keras model saved by the run (with the optimizer, for ``last``); ``convert.source.ModelSource.from_file``
+    also reads the transform and class names recorded inside."""
     import keras
 
-    model = keras.models.load_model(path)  # the package's classes are registered on Keras import
-    model.ghostnet_transform = read_transform(path)
-    return model
+    return keras.models.load_model(path)  # the package's classes are registered on Keras import
 
 
 def _recorder_class():

@@ -61,11 +61,12 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def trained_tiny():
-    """The tiny classifier trained on CIFAR-10 (49.6 % test top-1 at 32x32; tools/cifar10_reference.py tiny), its
-    transform inside: trained weights for the fast tests whose claims are about agreement or accuracy."""
-    from ghostnet_tf.training import load_model
+    """The tiny classifier trained on CIFAR-10 (49.6 % test top-1 at 32x32; tools/cifar10_reference.py tiny) as a
+    ModelSource, with the transform and class names recorded in its file: trained weights for the fast tests
+    whose claims are about agreement or accuracy."""
+    from convert.source import ModelSource
 
-    return load_model(str(FIXTURES / "cifar10_tiny.keras"))
+    return ModelSource.from_file(str(FIXTURES / "cifar10_tiny.keras"))
 
 
 CIFAR_CALIBRATION = FIXTURES / "cifar10_calibration_200.npz"  # 20 training images per class, 32x32

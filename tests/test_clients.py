@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CIFAR_CALIBRATION, CIFAR_TEST, FIXTURES
+from conftest import CIFAR_CALIBRATION, CIFAR_TEST
 from convert import QUANTIZE_MODES
 from convert.converter import FileOptions, convert_model
 from convert.evaluation import evaluate
 from convert.metadata import read
 from convert.opversions import min_runtime_version, op_versions, parse_version
-from ghostnet_tf.preprocessing import read_labels
 from ghostnet_tf.runtime import make_interpreter, quantize
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
@@ -27,9 +26,8 @@ FILES = {mode: dict(quantize=mode) for mode in QUANTIZE_MODES} | {"int8-io-int8"
 @pytest.fixture(scope="module")
 def files(trained_tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("clients")
-    labels = FileOptions(labels=read_labels(str(FIXTURES / "cifar10_tiny.keras")))  # what `ghostnet convert` reads
     return {name: convert_model(trained_tiny, folder / f"{name}.tflite", calibration=str(CIFAR_CALIBRATION),
-                                calibration_steps=200, show_progress=False, options=labels, **options)
+                                calibration_steps=200, show_progress=False, **options)
             for name, options in FILES.items()}
 
 

@@ -104,8 +104,7 @@ def test_model_carries_its_transform_into_eval(full_run, folder):
     from convert.evaluation import evaluate
     from convert.source import load_keras_model
 
-    model, _ = load_keras_model(keras_model=str(full_run))
-    report = evaluate(str(folder), model=model, show_progress=False)
+    report = evaluate(str(folder), model=load_keras_model(keras_model=str(full_run)), show_progress=False)
     assert report["transform"] == {"size": [32, 32], "crop_pct": 1.0, "interpolation": "bicubic"}
     assert report["images"] == 24 and report["skipped"] == 1
     imagenet = resize_and_crop(np.full((36, 40, 3), 7, np.uint8), (32, 32))

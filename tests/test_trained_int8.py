@@ -51,20 +51,20 @@ def app_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(app_file):
-    from ghostnet_tf.training import load_model
+    from convert.source import ModelSource
 
-    model = load_model(str(app_file[0]))
-    transform = model.ghostnet_transform
+    source = ModelSource.from_file(str(app_file[0]))
+    model, transform = source.model, source.transform
     with np.load(TEST_SET) as data:  # CIFAR's own 32x32 pixels, resized by the model's transform
         images = image_source(data["images"], transform.size, None, "test", 0, transform=transform).images
         labels = data["labels"]
-    return model, images, labels
+    return model, images, labels, transform
 
 
 @pytest.mark.slow
 def test_trained_model_keeps_its_accuracy_in_int8(trained, app_file):
-    model, images, labels = trained
-    assert model.ghostnet_transform.crop_pct == 1.0  # 32x32 CIFAR images are taken whole
+    model, images, labels, transform = trained
+    assert transform.crop_pct == 1.0  # 32x32 CIFAR images are taken whole
     assert model.input_shape == (None, 64, 64, 3)  # the size the checkpoint records, kept by `ghostnet port`
     float_top1 = 100 * np.mean(model.predict(images, batch_size=250, verbose=0).argmax(1) == labels)
     assert float_top1 == pytest.approx(FLOAT_TOP1, abs=0.2)  # the trained weights, not near-uniform ones
@@ -87,7 +87,7 @@ def test_the_file_alone_scores_and_names_classes(app_file, trained, tmp_path):
     """``ghostnet eval`` and MediaPipe from the .tflite alone: its metadata carries the 64x64 whole-image
     transform and the class names (no --crop-pct, no labels file)."""
     _, path, _ = app_file
-    _, images, labels = trained
+    _, images, labels, _ = trained
     tflite = evaluate(str(TEST_SET), tflite=str(path), show_progress=False)
     assert tflite["transform"] == {"size": [64, 64], "crop_pct": 1.0, "interpolation": "bicubic"}
     assert tflite["models"][0]["top1_pct"] == pytest.approx(INT8_TOP1, abs=0.2)

@@ -60,10 +60,10 @@ def native():
 
 
 def load(model_path):
-    from ghostnet_tf.training import load_model
+    """The trained model as a ModelSource: its transform prepares every image the converter reads."""
+    from convert.source import ModelSource
 
-    model = load_model(model_path)
-    return model, model.ghostnet_transform
+    return ModelSource.from_file(model_path)
 
 
 def fixtures(args):
@@ -71,7 +71,8 @@ def fixtures(args):
 
     from ghostnet_tf.weights import state_dict_from_model
 
-    model, transform = load(args.model)
+    source = load(args.model)
+    model, transform = source.model, source.transform
     images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
     state = {k: np.ascontiguousarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
@@ -125,7 +126,8 @@ def table(args):
     from convert.verify import compare_outputs
     from ghostnet_tf.runtime import make_interpreter
 
-    model, transform = load(args.model)
+    source = load(args.model)
+    model, transform = source.model, source.transform
     test, labels, _ = class_images(os.path.join(args.data, "test"), None, transform)
     calibration, _, _ = class_images(os.path.join(args.data, "train"), args.calibration_count // 10, transform)
     if args.synthetic:  # the converter's built-in synthetic images instead of CIFAR-10 training images
@@ -139,7 +141,7 @@ def table(args):
         calibrated = options["quantize"] in ("int8", "int16x8")
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "model.tflite")
-            report = convert_and_verify(model, path, calibration=calibration if calibrated else None,
+            report = convert_and_verify(source, path, calibration=calibration if calibrated else None,
                                         calibration_steps=len(calibration), eval_images=test[-32:],
                                         show_progress=False, **options)
             outputs = predict(make_interpreter(model_path=path, num_threads=2), test.astype(np.float32))
