@@ -16,7 +16,7 @@ _EXPORTS = {
     "GhostNetV3": "ghostnet_tf.model_v2",
     "reparameterize": "ghostnet_tf.model_v2",
     "build_model": "ghostnet_tf.model_v2",
-    "create_model": "ghostnet_tf.registry",
+    "create_model": "ghostnet_tf.model_v2",
     "list_models": "ghostnet_tf.registry",
     "load_weights": "ghostnet_tf.weights",
     "feature_model": "ghostnet_tf.model",

@@ -46,7 +46,7 @@ def _check_input_shape(input_shape, min_size=MIN_INPUT_SIZE):
                              f"got {tuple(input_shape)!r}")
 
 
-def _check_arguments(width, include_top, weights, pooling, classes, name):
+def _check_arguments(width, include_top, weights, pooling, classes, family):
     check_width(width)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"GhostNet: `classes` must be an integer >= 1, got {classes!r}")
@@ -55,7 +55,7 @@ def _check_arguments(width, include_top, weights, pooling, classes, name):
     if not (weights is None or weights == "imagenet" or isinstance(weights, (str, os.PathLike))):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}, got {weights!r}")
     if weights == "imagenet":
-        imagenet_entry(name)
+        imagenet_entry(default_name(width, family))
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.isfile(weights):
         raise ValueError(f"GhostNet: `weights` must be {WEIGHTS_CHOICES}; no such file: {os.fspath(weights)!r}")
 
@@ -87,7 +87,7 @@ def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_prep
     """The GhostNet network around the bottleneck ``bottleneck_for(block_index)`` (counted over all
     stages), which is the only thing GhostNetV2/V3 change; the arguments are those of `GhostNet`, and
     `family` (timm's name prefix) makes the default name."""
-    _check_arguments(width, include_top, weights, pooling, classes, default_name(width, family))
+    _check_arguments(width, include_top, weights, pooling, classes, family)
     name = name or default_name(width, family)
     if input_shape is None:
         input_shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else (224, 224, 3)
@@ -128,7 +128,7 @@ def build_ghostnet(bottleneck_for, width, input_shape, include_top, include_prep
         inputs = sources[0] if len(sources) == 1 else sources
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
-        load_pretrained(model, weights, default_name(width, family))
+        load_pretrained(model, weights, imagenet_entry(default_name(width, family)) if weights == "imagenet" else None)
     return model
 
 

@@ -12,6 +12,7 @@ from ghostnet_tf.blocks import conv_bn, depthwise_bn, ghost_bottleneck, ghost_mo
 from ghostnet_tf.dfc import dfc_attention
 from ghostnet_tf.layers import batch_norm, symmetric_pad
 from ghostnet_tf.model import GhostNet, build_ghostnet
+from ghostnet_tf.registry import get_entry
 from ghostnet_tf.reparam import FOLDED, fold_state_dict, has_branches
 from ghostnet_tf.weights import assign_state_dict, infer_width, state_dict_from_model
 
@@ -141,3 +142,12 @@ def build_model(family="v1", width=1.0, reparameterized=None, **kwargs):
     elif reparameterized:
         raise ValueError(f"`reparameterized` applies to GhostNetV3 (family v3) only, not to family {family}")
     return FAMILIES[family](width, **kwargs)
+
+
+def create_model(name, weights=None, **kwargs):
+    """``create_model("ghostnetv2_100", weights="imagenet")``: a registered model by timm's name
+    (``ghostnet_tf.list_models()``); ``weights``: None, "imagenet" (its hub file) or a checkpoint path;
+    ``kwargs`` are the builder's (``input_shape``, ``classes``, ``include_top``, ...). GhostNetV3 comes in its
+    folded inference form unless ``reparameterized=False``."""
+    entry = get_entry(name)
+    return build_model(entry.family, entry.width, weights=weights, **{"name": entry.name, **kwargs})

@@ -1,8 +1,10 @@
 """The one table of named models: timm's names -> family, width, published top-1, ImageNet weights (timm's
-hub file and its hash), licence and evaluation transform. ``create_model(name)`` builds one, ``list_models``
-lists them; the builders, ``weights="imagenet"``, the benchmark zoo and the command line all read it.
+hub file and its hash), licence and evaluation transform. ``ghostnet_tf.create_model(name)`` builds one,
+``list_models`` lists them; the builders, ``weights="imagenet"``, the benchmark zoo and the command line all
+read it.
 
-Imports no Keras: ``ghostnet --help`` and the zoo's listing stay light; a model is built on demand."""
+A table only: it imports no builder and no Keras, so ``ghostnet --help`` and the zoo's listing stay light and
+every module may read it."""
 import fnmatch
 from dataclasses import dataclass, field
 
@@ -29,13 +31,6 @@ class ModelEntry:
     @property
     def url(self):
         return HUB_URL.format(tag=self.pretrained) if self.pretrained else None
-
-    def build(self, weights=None, **kwargs):
-        """The Keras model; ``weights``: None, "imagenet" (this entry's hub file) or a checkpoint path.
-        GhostNetV3 comes in its folded inference form unless ``reparameterized=False``."""
-        from ghostnet_tf.model_v2 import build_model
-
-        return build_model(self.family, self.width, weights=weights, **{"name": self.name, **kwargs})
 
 
 def _entry(family, width, top1=None, pretrained=False):
@@ -78,9 +73,3 @@ def imagenet_entry(name):
         raise ValueError(f"`weights='imagenet'`: timm publishes no ImageNet weights for {name} (for {family}: "
                          f"{published}); pass weights=None or a checkpoint path made for this width")
     return entry
-
-
-def create_model(name, weights=None, **kwargs):
-    """``create_model("ghostnetv2_100", weights="imagenet")``: a registered model by name; ``kwargs`` are the
-    builder's (``input_shape``, ``classes``, ``include_top``, ...)."""
-    return get_entry(name).build(weights=weights, **kwargs)

@@ -336,12 +336,9 @@ def download(url, path, sha256=None):
     return path
 
 
-def imagenet_weights(name="ghostnet_100"):
-    """The cached path of timm's ImageNet weights for the registered model ``name``, downloading them on first
-    use (and again when a cached file no longer has the pinned hash)."""
-    from ghostnet_tf.registry import imagenet_entry
-
-    entry = imagenet_entry(name)
+def imagenet_weights(entry):
+    """The cached path of timm's ImageNet weights of a registry entry (``registry.imagenet_entry(name)``),
+    downloading them on first use (and again when a cached file no longer has the pinned hash)."""
     base = IMAGENET_CACHE_DIR or os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     path = os.path.join(base, "models", f"{entry.pretrained}.safetensors")
     if os.path.isfile(path) and (entry.sha256 is None or sha256_file(path) == entry.sha256):
@@ -354,6 +351,6 @@ def imagenet_weights(name="ghostnet_100"):
                       "offline, download it elsewhere and pass weights='/path/to/model.safetensors'") from None
 
 
-def load_pretrained(model, weights, name):
-    """`GhostNet(weights=...)`: "imagenet" (the hub file of the registered model ``name``) or a checkpoint path."""
-    load_weights(model, imagenet_weights(name) if weights == "imagenet" else weights)
+def load_pretrained(model, weights, entry=None):
+    """`GhostNet(weights=...)`: "imagenet" (the hub file of the registry ``entry``) or a checkpoint path."""
+    load_weights(model, imagenet_weights(entry) if weights == "imagenet" else weights)

@@ -1,0 +1,73 @@
+"""``ghostnet bench arm``: the real aarch64 LiteRT under qemu-user, instructions counted per inference."""
+import argparse
+
+from android_bench.arm import cpus
+from android_bench.cli.common import check_output, log, parse_cpus
+from ghostnet_tf.cliutil import UsageError, check_distinct_paths, positive_int
+
+
+def add(bench_sub):
+    p = bench_sub.add_parser(
+        "arm", help="count a model's instructions per inference on emulated ARM cores (qemu, no phone needed)",
+        description="Run a .tflite model on the real aarch64 LiteRT under qemu-user and count the guest "
+                    "instructions per inference exactly. Instruction counts are not milliseconds: no caches, "
+                    "no memory stalls, no pipeline; they compare models on one core.")
+    p.add_argument("--setup", action="store_true",
+                   help="install the emulator into the cache (idempotent; needs apt-get as root, or qemu-user and "
+                        "gcc installed by hand)")
+    p.add_argument("--model", help="the .tflite model to run")
+    p.add_argument("--cpu", type=parse_cpus, default=["cortex-a76"],
+                   help=f"emulated cores, comma-separated (default cortex-a76); of {', '.join(cpus.CORES)}")
+    p.add_argument("--runs", type=positive_int, default=3,
+                   help="counted inferences after the first (default 3; the median is reported)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="interpreter threads; only 1: counts are per inference on one core")
+    p.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the XNNPACK CPU delegate (default); --no-xnnpack runs the builtin kernels")
+    p.add_argument("--per-block", action="store_true",
+                   help="also attribute the count to blocks, op types and resolutions, by counting the model cut "
+                        "after every op (minutes per core under emulation); the record carries it")
+    p.add_argument("--json-lines", metavar="FILE", help="append one JSON record per core to FILE")
+    p.add_argument("--cache", metavar="DIR",
+                   help="the emulator's cache folder (default $GHOSTNET_ARM_CACHE or ~/.cache/ghostnet-tf/arm)")
+    p.set_defaults(func=run)
+
+
+def describe_arm(record):
+    """One line for an arm-emulated record: instructions, never time."""
+    counts, agreement = record["instructions"], record["host_agreement"]
+    mm = f", i8mm {counts['i8mm_per_inference'] / 1e6:.2f} M" if counts["i8mm_per_inference"] else ""
+    exact = "bit-exact" if agreement["bit_exact"] else f"max |diff| {agreement['max_abs_diff']:.3g}"
+    return (f"arm-emulated {record['device']['cpu']} {record['delegate']} {record['model']['input_dtype']}: "
+            f"{counts['per_inference'] / 1e6:.2f} M instructions per inference "
+            f"(first {counts['first_inference'] / 1e6:.2f} M), dot-product "
+            f"{counts['dot_product_per_inference'] / 1e6:.2f} M{mm}; vs {agreement['host_runtime']} on "
+            f"{agreement['host_machine']}: {exact}")
+
+
+def run(args):
+    from android_bench import results
+    from android_bench.arm import breakdown, emulator, install
+
+    try:
+        if args.setup:
+            install.setup(args.cache, log=lambda message: print(message, flush=True))
+            if not args.model:
+                return
+        if not args.model:
+            raise UsageError("bench arm: give --model M.tflite (or --setup to install the emulator)")
+        if args.threads != 1:
+            raise UsageError("--threads: the instruction count is per inference on one core; use --threads 1 "
+                             "(the per-thread split is not counted)")
+        check_distinct_paths(**{"--model": args.model, "--json-lines": args.json_lines})
+        check_output(args.json_lines, "--json-lines")
+        for cpu in args.cpu:
+            record = emulator.emulate(args.model, cpu, runs=args.runs, use_xnnpack=args.xnnpack, cache=args.cache,
+                                      per_block=args.per_block, log=log)
+            if args.json_lines:
+                results.append_record(args.json_lines, record)
+            print(describe_arm(record), flush=True)
+            if record.get("breakdown"):
+                print(breakdown.format_table(record["breakdown"], f"{record['model']['path']} on {cpu}"), flush=True)
+    except install.ArmError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,106 @@
+"""What the bench subcommands share: progress to stderr, the option types and option groups, output checks,
+the one-line record print, the phone session."""
+import argparse
+import os
+import sys
+
+from android_bench.arm import cpus
+from ghostnet_tf.cliutil import UsageError, integer_at_least, parse_positive_list, positive_int
+
+
+def log(message):
+    """Progress for people: stderr, so stdout keeps only the results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_cpu_mask(text):
+    """'big', 'all' or a hex core mask ('f0', '0xF0') -> 'big' | 'all' | 'f0'."""
+    word = str(text).strip().lower()
+    if word in ("big", "all"):
+        return word
+    try:
+        mask = int(word, 16)
+    except ValueError:
+        mask = 0
+    if mask <= 0:
+        raise argparse.ArgumentTypeError(f"expected big, all or a hex core mask like f0, got {text!r}")
+    return format(mask, "x")
+
+
+def parse_cpus(text):
+    """'cortex-a76,cortex-a53' -> the emulated cores, each known to qemu and to cpus.py."""
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected cores like cortex-a76,cortex-a53, got {text!r}")
+    try:
+        return [cpus.core(name).name for name in names]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_common_options(parser):
+    """The options ``bench adb`` and ``bench local`` share, with the same meaning."""
+    parser.add_argument("--model", required=True, help="the .tflite model to benchmark")
+    parser.add_argument("--threads", type=parse_positive_list, default=[1], help="thread counts, e.g. 1,2,4 (default 1)")
+    parser.add_argument("--runs", type=positive_int, default=50, help="measured runs (default 50)")
+    parser.add_argument("--warmup", type=integer_at_least(0), default=5, help="warm-up runs (default 5)")
+    parser.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
+                        help="use the XNNPACK CPU delegate (default); --no-xnnpack runs the builtin kernels")
+    parser.add_argument("--json-lines", metavar="FILE", help="append one JSON record per configuration to FILE")
+
+
+def add_device_options(parser, binary_required=True):
+    """The phone options of ``bench adb``, shared with ``bench compare --target adb``."""
+    parser.add_argument("--benchmark-binary", required=binary_required, metavar="PATH",
+                        help="benchmark_model for the phone (e.g. android_aarch64_benchmark_model)")
+    parser.add_argument("--serial", help="the device to use when several are connected (see adb devices)")
+    parser.add_argument("--cpu-mask", type=parse_cpu_mask, default="big",
+                        help="pin with taskset: big (the fastest cores, default), all (no pinning) or a hex mask")
+    parser.add_argument("--cooldown-s", type=float, default=5.0, help="pause between configurations (default 5)")
+    parser.add_argument("--max-thermal-wait-s", type=float, default=300.0,
+                        help="longest wait for the thermal status to reach 0 before each run (default 300)")
+    parser.add_argument("--thermal-poll-s", type=float, default=10.0, help="thermal status poll interval (default 10)")
+
+
+def _fmt(value, scale=1.0, unit=""):
+    return "n/a" if value is None else f"{value / scale:.1f}{unit}"
+
+
+def emit(record, json_lines):
+    """Append the record (if a file was given) before printing, so what was printed is also on disk."""
+    from android_bench import results
+
+    if json_lines:
+        results.append_record(json_lines, record)
+    stats = record["stats"]
+    print(f"{record['mode']} {record['delegate']} threads={record['threads']} mask={record['cpu_mask'] or 'all'}: "
+          f"median={_fmt(stats['median_us'], unit='us')} p95={_fmt(stats['p95_us'], unit='us')} "
+          f"mean={_fmt(stats['mean_us'], unit='us')} std={_fmt(stats['std_us'], unit='us')} "
+          f"init={_fmt(stats['init_us'], 1000, 'ms')} first={_fmt(stats['first_inference_us'], 1000, 'ms')} "
+          f"peak={_fmt(record['memory'].get('peak_mb'), unit='MB')} runs={stats['count']}", flush=True)
+
+
+def check_output(path, option):
+    from ghostnet_tf.files import check_writable
+
+    if path:
+        check_writable(path, option)
+
+
+def check_folder(path, option):
+    """A folder to create or fill, checked before any work: not a file, and its nearest existing ancestor
+    takes new files."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{option}: {existing!r} is a file; give a folder")
+    check_output(os.path.join(existing, ".probe"), option)
+
+
+def adb_session(args):
+    """Connect to the phone and push the binary: the first device contact of ``bench adb`` and ``compare``."""
+    from android_bench.adb_runner import AdbSession
+
+    return AdbSession(args.benchmark_binary, args.serial, args.cpu_mask, args.xnnpack, args.cooldown_s,
+                      args.max_thermal_wait_s, args.thermal_poll_s, getattr(args, "op_profile", False), log=log)

@@ -1,0 +1,28 @@
+"""``ghostnet bench report``: report.md, report.csv and plots from a results file."""
+import os
+
+from android_bench import zoo
+from android_bench.cli.common import check_folder
+from ghostnet_tf.cliutil import UsageError
+
+
+def add(bench_sub):
+    p = bench_sub.add_parser("report", help="markdown/CSV tables and PNG plots from a results file",
+                             description="Report a JSON-lines results file: report.md, report.csv and plots.")
+    p.add_argument("results", metavar="RESULTS.jsonl", help="results written by bench adb/local/compare")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: the results file's folder)")
+    p.add_argument("--baseline", help=f"model for the ratio column (default {zoo.DEFAULT_BASELINE})")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from android_bench import report
+
+    if os.path.isdir(args.results):
+        raise UsageError(f"{args.results!r} is a folder; give the results file in it (e.g. results.jsonl)")
+    if not os.path.isfile(args.results):
+        raise UsageError(f"results file {args.results!r} does not exist")
+    out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
+    check_folder(out_dir, "--out")
+    print(report.write_report(args.results, out_dir, args.baseline, getattr(args, "command_line", None)))
+    print(f"report: report.md, report.csv and plots in {out_dir}")
