@@ -11,9 +11,9 @@ from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANT
 from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
 from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, parse_version, per_tensor_dense
 from convert.progress import progress
+from convert.source import as_source
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
-from convert.source import as_source
 from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
 
@@ -149,7 +149,8 @@ def _converter_error(exc):
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True, rewrite=None, keep_float=None, min_runtime=DEFAULT_MIN_RUNTIME):
+                  input_size=None, show_progress=True, rewrite=None, keep_float=None,
+                  min_runtime=DEFAULT_MIN_RUNTIME):
     """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
     of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
     graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only

@@ -33,5 +33,6 @@ def run(args):
                 emit(session.measure(args.model, threads, delegate, args.runs, args.warmup), args.json_lines)
                 written += 1
     except device.DeviceLost as exc:
-        kept = f"; the {written} record(s) already in {args.json_lines} stay valid" if args.json_lines and written else ""
+        kept = (f"; the {written} record(s) already in {args.json_lines} stay valid"
+                if args.json_lines and written else "")
         raise device.DeviceLost(f"{exc}{kept}") from None

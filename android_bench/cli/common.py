@@ -41,7 +41,8 @@ def parse_cpus(text):
 def add_common_options(parser):
     """The options ``bench adb`` and ``bench local`` share, with the same meaning."""
     parser.add_argument("--model", required=True, help="the .tflite model to benchmark")
-    parser.add_argument("--threads", type=parse_positive_list, default=[1], help="thread counts, e.g. 1,2,4 (default 1)")
+    parser.add_argument("--threads", type=parse_positive_list, default=[1],
+                        help="thread counts, e.g. 1,2,4 (default 1)")
     parser.add_argument("--runs", type=positive_int, default=50, help="measured runs (default 50)")
     parser.add_argument("--warmup", type=integer_at_least(0), default=5, help="warm-up runs (default 5)")
     parser.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
