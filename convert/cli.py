@@ -1,4 +1,5 @@
-"""Subcommands of the converter: ``ghostnet convert`` and ``ghostnet eval`` (also ``python -m convert``).
+"""Subcommands of the converter: ``ghostnet convert``, ``ghostnet eval`` and ``ghostnet predict`` (also
+``python -m convert``).
 
 Heavy imports happen inside the commands, so ``--help`` stays instant."""
 import os
@@ -162,8 +163,8 @@ def convert_command(args):
     from convert.api import convert_and_verify
     from convert.converter import FileOptions
     from convert.metadata import read_labels_file
-    from convert.opversions import parse_version
     from convert.mixed import parse_keep_float
+    from convert.opversions import parse_version
     from convert.report import format_conversion
     from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
@@ -176,8 +177,9 @@ def convert_command(args):
     parse_version(args.min_runtime)
     labels = read_labels_file(args.labels) if args.labels else None
     if args.width is not None and args.weights is None:
-        print("warning: --width without --weights: random weights; the file's size and speed are real, its "
-              "fidelity figures say nothing about accuracy (give --weights imagenet or a checkpoint)", file=sys.stderr)
+        print(f"warning: {'--model' if args.model else '--width'} without --weights: random weights; the file's "
+              "size and speed are real, its fidelity figures say nothing about accuracy (give --weights imagenet "
+              "or a checkpoint)", file=sys.stderr)
     if args.quantize in ("int8", "int16x8") and args.calibration is None:
         print("warning: no --calibration given: calibrating on built-in synthetic images (demo only); real images "
               "from the target domain give better int8 accuracy", file=sys.stderr)
@@ -187,7 +189,8 @@ def convert_command(args):
     report = convert_and_verify(
         source, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
         calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
-        input_size=args.input_size, per_layer=args.per_layer, show_progress=not args.no_progress, rewrite=rewrite, keep_float=keep_float, options=options)
+        input_size=args.input_size, per_layer=args.per_layer, show_progress=not args.no_progress, rewrite=rewrite,
+        keep_float=keep_float, options=options)
     _emit(report, args, format_conversion)
 
 
