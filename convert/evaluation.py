@@ -7,7 +7,7 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
-from convert.metadata import file_facts
+from convert.metadata import tflite_feed
 from convert.source import as_source
 from ghostnet_tf.preprocessing import Transform, class_folders, load_image, model_inputs, resize_and_crop
 from ghostnet_tf.runtime import make_interpreter
@@ -102,14 +102,7 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         pixels = takes_pixels(model)
         transform = source.transform_for(size)
     else:
-        shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
-        if len(shape) != 4 or shape[3] != 3:
-            raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
-        size = tuple(shape[1:3])
-        with open(tflite, "rb") as handle:
-            facts = file_facts(handle.read())
-        pixels = facts.pixels
-        transform = facts.transform if facts.transform and facts.transform.size == size else Transform(size)
+        size, transform, pixels, _ = tflite_feed(tflite, interpreter)
     if crop_pct is not None:
         transform = Transform(size, crop_pct, transform.interpolation)
     outputs = {"keras": [], "tflite": []}

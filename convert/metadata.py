@@ -21,6 +21,8 @@ from flatbuffers import number_types
 from flatbuffers.table import Table
 from ai_edge_litert import schema_py_generated as tfl
 
+from convert.opversions import metadata_entries
+
 METADATA_NAME = b"TFLITE_METADATA"
 TRANSFORM_NAME = "ghostnet_tf.transform"
 _IDENTIFIER = b"M001"
@@ -345,19 +347,6 @@ def _decode(buffer):
     return result
 
 
-def _metadata_buffer(content):
-    """The TFLITE_METADATA bytes of the model, or None."""
-    model = tfl.Model.GetRootAs(content, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() == METADATA_NAME:
-            buffer = model.Buffers(entry.Buffer())
-            if buffer.Offset() > 1:  # data stored after the flatbuffer
-                return content[buffer.Offset():buffer.Offset() + buffer.Size()]
-            return buffer.DataAsNumpy().tobytes()
-    return None
-
-
 def _labels(content, name):
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
@@ -373,7 +362,7 @@ def read(content: bytes) -> dict | None:
     content = bytes(content)
     _check_identifier(content)
     try:
-        buffer = _metadata_buffer(content)
+        buffer = metadata_entries(content).get(METADATA_NAME.decode())
     except Exception as exc:  # bad offsets surface as IndexError, struct.error, ...
         raise ValueError(f"corrupt TFLite model: {type(exc).__name__}: {exc}") from None
     if buffer is None:
@@ -446,6 +435,22 @@ class FileFacts:
     pixels: bool
     labels: list | None
     metadata: dict | None
+
+
+def tflite_feed(path, interpreter):
+    """(input size, transform, pixels, labels) to feed the .tflite file ``path`` alone: its input size, and the
+    transform, normalization and class names its metadata records (ImageNet's transform at that size, raw
+    pixels and no names without metadata)."""
+    from ghostnet_tf.preprocessing import Transform
+
+    shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"--tflite: {path} takes input of shape {shape}, not RGB images (1, H, W, 3)")
+    size = tuple(shape[1:3])
+    with open(path, "rb") as handle:
+        facts = file_facts(handle.read())
+    transform = facts.transform if facts.transform and facts.transform.size == size else Transform(size)
+    return size, transform, facts.pixels, facts.labels
 
 
 def file_facts(content):

@@ -45,7 +45,11 @@ def metadata_entries(content):
     entries = {}
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        data = model.Buffers(entry.Buffer()).DataAsNumpy()
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.Offset() > 1:  # data stored after the flatbuffer (models over 2 GB)
+            entries[entry.Name().decode()] = bytes(content[buffer.Offset():buffer.Offset() + buffer.Size()])
+            continue
+        data = buffer.DataAsNumpy()
         entries[entry.Name().decode()] = b"" if isinstance(data, int) else data.tobytes()
     return entries
 

@@ -6,9 +6,9 @@ import numpy as np
 
 from convert.calibration import takes_pixels
 from convert.inference import predict
-from convert.metadata import default_labels, file_facts
+from convert.metadata import default_labels, tflite_feed
 from convert.source import as_source
-from ghostnet_tf.preprocessing import Transform, load_image, model_inputs
+from ghostnet_tf.preprocessing import load_image, model_inputs
 from ghostnet_tf.runtime import make_interpreter
 
 
@@ -28,15 +28,8 @@ def predict_images(images, tflite=None, model=None, labels=None, top=5):
         labels = default_labels(model.outputs[0].shape[-1], labels or source.labels)
         run = lambda x: np.asarray(model.predict(x, verbose=0))  # noqa: E731
     else:
-        with open(tflite, "rb") as handle:
-            facts = file_facts(handle.read())
         interpreter = make_interpreter(model_path=tflite, num_threads=2)
-        shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
-        if len(shape) != 4 or shape[3] != 3:
-            raise ValueError(f"--tflite: {tflite} takes input of shape {shape}, not RGB images (1, H, W, 3)")
-        size = tuple(shape[1:3])
-        transform = facts.transform if facts.transform and facts.transform.size == size else Transform(size)
-        pixels, labels = facts.pixels, facts.labels
+        size, transform, pixels, labels = tflite_feed(tflite, interpreter)
         run = lambda x: predict(interpreter, x)  # noqa: E731
     results = []
     for path in images:
