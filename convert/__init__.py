@@ -2,9 +2,10 @@
 
 Python API (imported on first use, so the ``ghostnet`` CLI starts without TensorFlow)::
 
-    from convert import convert_model, convert_and_verify, verify_model, evaluate
-    conversion = convert_model(model, "m.tflite", quantize="int8", io="uint8", calibration="photos/")
-    report = convert_and_verify(model, "m.tflite", quantize="int8")   # what `ghostnet convert` reports
+    from convert import ConversionSpec, convert, convert_model, evaluate
+    report = convert(model, "m.tflite", ConversionSpec(quantize="int8", calibration="photos/"))  # `ghostnet convert`
+    print(report.format()); report.write("m.json")
+    conversion = convert_model(model, "m.tflite", quantize="int8", calibration="photos/")   # the file only
 """
 import importlib
 
@@ -19,7 +20,12 @@ _EXPORTS = {
     "convert_model": "convert.converter",
     "convert_bytes": "convert.converter",
     "Conversion": "convert.converter",
+    "convert": "convert.api",
     "convert_and_verify": "convert.api",
+    "ConversionReport": "convert.report",
+    "ConversionSpec": "convert.spec",
+    "ConversionJob": "convert.converter",
+    "FileOptions": "convert.spec",
     "verify_model": "convert.api",
     "evaluate": "convert.evaluation",
     "load_keras_model": "convert.source",

@@ -1,12 +1,13 @@
-"""The converter's Python API in one call: convert, audit, measure fidelity, report."""
-import os
+"""The conversion pipeline in one call: load -> export -> convert -> audit -> fidelity -> per-layer, returning a
+``ConversionReport``."""
 import time
 
-from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, debugging, verify
+from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, verify
 from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
-from convert.converter import FileOptions, convert_model, input_size_of
-from convert.report import fidelity_warnings
+from convert.converter import ConversionJob, input_size_of
+from convert.report import ConversionReport, fidelity_warnings
 from convert.source import as_source
+from convert.spec import ConversionSpec, FileOptions
 from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.runtime import get_runtime
 
@@ -69,72 +70,54 @@ def app_warnings(conversion):
     return []
 
 
-def check_held_out(calibration, eval_images):
-    """Fidelity measured on calibration images flatters int8: refuse overlapping folders or files."""
-    paths = [p for p in (calibration, eval_images) if isinstance(p, (str, os.PathLike))]
-    if len(paths) < 2:
-        return
-    a, b = (os.path.realpath(p) for p in paths)
-    if os.path.commonpath([a, b]) in (a, b):
-        raise ValueError(f"--eval-images: {eval_images!r} overlaps the --calibration images {calibration!r}; "
-                         "fidelity must be measured on held-out images")
+def convert(model, out_path, spec=ConversionSpec(), show_progress=True):
+    """Convert ``model`` (a Keras model or a ``ModelSource``) to ``out_path`` as ``spec`` says, audit the file,
+    measure its fidelity on held-out images (and the per-layer int8 error if asked) and return the
+    ``ConversionReport`` (what ``ghostnet convert`` prints and ``--report`` writes). One export and one load of
+    each image set serve every stage."""
+    start = time.perf_counter()
+    job = ConversionJob(model, spec, out_path, show_progress, verify=True)
+    with job.export() as export:
+        conversion = job.write(export)
+        per_layer = job.per_layer(export) if spec.per_layer else None
+    checked = verify_model(conversion.content, job.source, spec.quantize, job.held_out, spec.eval_count,
+                           conversion.input_size, show_progress, audit=conversion.audit)
+    report = ConversionReport(
+        model={**job.source.description, "input_size": list(conversion.input_size),
+               "takes_pixels": conversion.takes_pixels,
+               "keras_params": int(job.model.count_params())},  # Keras counts BN moving statistics too
+        output={"path": str(conversion.path), "size_bytes": conversion.size_bytes},
+        quantize=conversion.quantize, io=conversion.io, calibration=conversion.calibration,
+        rewrites=conversion.rewrites, keep_float=conversion.keep_float, metadata=conversion.metadata,
+        seconds=conversion.seconds, **checked, per_layer=per_layer, warnings=[], versions=versions())
+    report.warnings = conversion_warnings(report, conversion)
+    report.seconds["wall"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def conversion_warnings(report, conversion):
+    """What the user should know about the file: calibration, --keep-float, graph hygiene, fidelity, apps."""
+    warnings = []
+    if conversion.calibration and conversion.calibration["source"] == "built-in":
+        warnings.append("calibrated on the built-in synthetic images: real images from the target "
+                        "domain (--calibration DIR) give better int8 accuracy")
+    search = (conversion.keep_float or {}).get("search")
+    if search and not search["reached"]:
+        warnings.append(
+            f"--keep-float auto: the target agreement {search['target_agreement_pct']:g} % was not reached on the "
+            f"{search['images']} calibration images with {len(search['steps'])} float ops (best "
+            f"{max(s['agreement_pct'] for s in search['steps']):.1f} %); consider --quantize int16x8")
+    warnings += [f"graph hygiene: {check.replace('_', ' ')} failed at {len(result['offenders'])} place(s), "
+                 "the model runs slower than it could" for check, result in report.audit["hygiene"].items()
+                 if not result["ok"]]
+    return warnings + fidelity_warnings(report.to_json()) + app_warnings(conversion)
 
 
 def convert_and_verify(model, out_path, quantize="int8", io=None, calibration=None,
                        calibration_steps=DEFAULT_CALIBRATION_STEPS, eval_images=None, eval_count=DEFAULT_EVAL_COUNT,
                        input_size=None, per_layer=False, show_progress=True,
                        rewrite=None, keep_float=None, options=FileOptions()):
-    """Convert ``model`` (a Keras model or a ``ModelSource``) to ``out_path`` and return the full report (what
-    ``ghostnet convert --report`` writes)."""
-    check_held_out(calibration, eval_images)
-    source = as_source(model)
-    model = source.model
-    if per_layer and quantize != "int8":
-        raise ValueError("--per-layer: the per-layer quantization error needs --quantize int8")
-    start = time.perf_counter()
-    # Every input is read before the converter runs, so a bad --eval-images never leaves a written model.
-    size = input_size_of(model, input_size)
-    held_out = image_source(eval_images, size, eval_count, "--eval-images", EVALUATION_SEED, show_progress,
-                            source.transform_for(size))
-    conversion = convert_model(source, out_path, quantize, io, calibration, calibration_steps, input_size,
-                               show_progress, rewrite, keep_float, options)
-    with open(conversion.path, "rb") as f:
-        content = f.read()
-    checked = verify_model(content, source, quantize, held_out, eval_count, conversion.input_size, show_progress,
-                           audit=conversion.audit)
-    report = {
-        "model": {**source.description, "input_size": list(conversion.input_size),
-                  "takes_pixels": conversion.takes_pixels,
-                  "keras_params": int(model.count_params())},  # Keras counts BN moving statistics too
-        "output": {"path": str(conversion.path), "size_bytes": conversion.size_bytes},
-        "quantize": conversion.quantize,
-        "io": conversion.io,
-        "calibration": conversion.calibration,
-        "rewrites": conversion.rewrites,
-        "keep_float": conversion.keep_float,
-        "metadata": conversion.metadata,
-        "seconds": conversion.seconds,
-        **checked,
-        "per_layer": None,
-        "warnings": [],
-        "versions": versions(),
-    }
-    if per_layer:
-        report["per_layer"] = debugging.per_layer_errors(source, conversion.input_size, calibration,
-                                                         calibration_steps, held_out, eval_count, show_progress,
-                                                         rewrite)
-    if conversion.calibration and conversion.calibration["source"] == "built-in":
-        report["warnings"].append("calibrated on the built-in synthetic images: real images from the target "
-                                  "domain (--calibration DIR) give better int8 accuracy")
-    search = (conversion.keep_float or {}).get("search")
-    if search and not search["reached"]:
-        report["warnings"].append(
-            f"--keep-float auto: the target agreement {search['target_agreement_pct']:g} % was not reached on the "
-            f"{search['images']} calibration images with {len(search['steps'])} float ops (best "
-            f"{max(s['agreement_pct'] for s in search['steps']):.1f} %); consider --quantize int16x8")
-    report["warnings"] += [f"graph hygiene: {check.replace('_', ' ')} failed at {len(result['offenders'])} place(s), "
-                           "the model runs slower than it could" for check, result in
-                           report["audit"]["hygiene"].items() if not result["ok"]]
-    report["warnings"] += fidelity_warnings(report) + app_warnings(conversion)
-    report["seconds"]["wall"] = round(time.perf_counter() - start, 2)
-    return report
+    """``convert`` with the spec's options as keywords; returns the report as JSON-ready dict."""
+    spec = ConversionSpec(quantize, io, calibration, calibration_steps, eval_images, eval_count, input_size, rewrite,
+                          keep_float, per_layer, options)
+    return convert(model, out_path, spec, show_progress).to_json()

@@ -138,7 +138,7 @@ def _check_paths(args, inputs, outputs):
     check_weights_with_width(args.weights, args.width)
     check_distinct_paths(**inputs, **outputs)
     for option, path in outputs.items():
-        if path is not None:
+        if path is not None and option != "--output":  # the conversion job checks its output itself
             check_writable(path, option)
 
 
@@ -160,22 +160,24 @@ def _model_inputs(args, *options):
 
 
 def convert_command(args):
-    from convert.api import convert_and_verify
-    from convert.converter import FileOptions
+    from convert.api import convert
     from convert.metadata import read_labels_file
     from convert.mixed import parse_keep_float
-    from convert.opversions import parse_version
     from convert.report import format_conversion
     from convert.rewrites import parse_rewrites
     from convert.source import load_keras_model
+    from convert.spec import ConversionSpec, FileOptions
 
     _resolve_model(args)
-    rewrite = parse_rewrites(args.rewrite, args.quantize)
-    keep_float = parse_keep_float(args.keep_float, args.target_agreement)
     _check_paths(args, _model_inputs(args, "--calibration", "--eval-images", "--labels"),
                  {"--output": args.output, "--report": args.report})
-    parse_version(args.min_runtime)
     labels = read_labels_file(args.labels) if args.labels else None
+    spec = ConversionSpec(
+        quantize=args.quantize, io=args.io, calibration=args.calibration, calibration_steps=args.calibration_steps,
+        eval_images=args.eval_images, eval_count=args.eval_count, input_size=args.input_size,
+        rewrite=parse_rewrites(args.rewrite, args.quantize),
+        keep_float=parse_keep_float(args.keep_float, args.target_agreement), per_layer=args.per_layer,
+        file=FileOptions(labels=labels, author=args.author, license=args.license, min_runtime=args.min_runtime))
     if args.width is not None and args.weights is None:
         print(f"warning: {'--model' if args.model else '--width'} without --weights: random weights; the file's "
               "size and speed are real, its fidelity figures say nothing about accuracy (give --weights imagenet "
@@ -185,13 +187,7 @@ def convert_command(args):
               "from the target domain give better int8 accuracy", file=sys.stderr)
     source = load_keras_model(args.width, args.weights, args.keras_model, args.input_size, args.import_module,
                               args.family)
-    options = FileOptions(labels=labels, author=args.author, license=args.license, min_runtime=args.min_runtime)
-    report = convert_and_verify(
-        source, args.output, quantize=args.quantize, io=args.io, calibration=args.calibration,
-        calibration_steps=args.calibration_steps, eval_images=args.eval_images, eval_count=args.eval_count,
-        input_size=args.input_size, per_layer=args.per_layer, show_progress=not args.no_progress, rewrite=rewrite,
-        keep_float=keep_float, options=options)
-    _emit(report, args, format_conversion)
+    _emit(convert(source, args.output, spec, show_progress=not args.no_progress).to_json(), args, format_conversion)
 
 
 def predict_command(args):

@@ -1,31 +1,23 @@
-"""Keras -> TFLite through a SavedModel (the route that holds across Keras 3 / TF versions), in four
+"""Keras -> TFLite through a SavedModel (the route that holds across Keras 3 / TF versions), in five
 modes; int8 is full-integer post-training quantization with per-channel weights. The file is only
-written, atomically, after the all-int8 audit passed."""
+written, atomically, after the all-int8 audit passed. ``ConversionJob`` holds the stages."""
+import contextlib
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, IO_TYPES, QUANTIZE_MODES, metadata, mixed, rewrites
-from convert.calibration import CALIBRATION_SEED, image_source, takes_pixels
-from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, parse_version, per_tensor_dense
+from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, debugging, metadata, mixed, rewrites
+from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
+from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, per_tensor_dense
 from convert.progress import progress
 from convert.source import as_source
+from convert.spec import ConversionSpec, FileOptions
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
 from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
-
-
-@dataclass(frozen=True)
-class FileOptions:
-    """What the written file carries besides the model, and the oldest runtime that must load it.
-    ``labels``: class names in output order (None: the model source's, else ``metadata.default_labels``)."""
-    labels: tuple = None
-    author: str = None
-    license: str = None
-    min_runtime: str = DEFAULT_MIN_RUNTIME
 
 
 @dataclass
@@ -42,6 +34,7 @@ class Conversion:
     keep_float: dict  # the ops kept in float and why (convert.mixed); None for a fully quantized model
     audit: dict  # verify.audit of the written file
     metadata: dict  # what the file's TFLite metadata says (convert.metadata.read), labels shortened to a count
+    content: bytes = field(default=b"", repr=False)  # the file as written
 
 
 def default_io(quantize, pixels):
@@ -70,17 +63,6 @@ def input_size_of(model, input_size=None):
             raise ValueError(f"--input-size: the model is built for {model_size[0]}x{model_size[1]}, "
                              f"got {input_size[0]}x{input_size[1]}")
     return input_size
-
-
-def check_options(quantize, io, keep_float=None):
-    if keep_float is not None and quantize != "int8":
-        raise ValueError(f"--keep-float: selective float ops are for --quantize int8 (got --quantize {quantize})")
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(f"--quantize: expected one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
-    if io not in IO_TYPES:
-        raise ValueError(f"--io: expected one of {', '.join(IO_TYPES)}, got {io!r}")
-    if quantize != "int8" and io != "float32":
-        raise ValueError(f"--io {io}: integer inputs/outputs need --quantize int8 (got --quantize {quantize})")
 
 
 def calibration_inputs(images, pixels):
@@ -148,63 +130,6 @@ def _converter_error(exc):
     return f"TFLite conversion failed: {lines[0][:300]}"
 
 
-def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
-                  input_size=None, show_progress=True, rewrite=None, keep_float=None,
-                  min_runtime=DEFAULT_MIN_RUNTIME):
-    """Convert to TFLite in memory; returns (content, details). ``calibration``: folder, .npy/.npz, array
-    of [0, 255] images, or None for the built-in synthetic set (int8 only). ``rewrite``: the export-only
-    graph rewrites to try (``convert.rewrites``; None: the default set of the precision; each applies only
-    where the model has its pattern). ``keep_float``: a ``convert.mixed.KeepFloat`` (int8 only): the ops
-    to leave in float, named or searched on the calibration images. ``model``: a Keras model or a
-    ``convert.source.ModelSource`` (whose transform prepares the calibration images)."""
-    import tensorflow as tf
-
-    source = as_source(model)
-    model = source.model
-    pixels = takes_pixels(model)
-    io = io or default_io(quantize, pixels)
-    check_options(quantize, io, keep_float)
-    size = input_size_of(model, input_size)
-    if io == "uint8" and not pixels:
-        raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
-                         "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
-                         "its input range; use --io int8 or float32, or a model with include_preprocessing=True")
-    names = rewrites.default_rewrites(quantize) if rewrite is None else rewrite
-    exported_model, applied = rewrites.apply(model, size, names)
-    details = {"quantize": quantize, "io": io, "input_size": size, "takes_pixels": pixels, "calibration": None,
-               "rewrites": applied, "keep_float": None}
-    representative_dataset = None
-    if quantize in CALIBRATED_MODES:
-        images = image_source(calibration, size, calibration_steps, "--calibration", CALIBRATION_SEED, show_progress,
-                              source.transform_for(size))
-        inputs, anchored = calibration_inputs(images.images, pixels)
-        details["calibration"] = {**images.describe(), "range_anchored": anchored}
-
-        def representative_dataset():
-            for sample in progress(inputs, len(inputs), "calibrating", enabled=show_progress):
-                yield [sample[None]]
-
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:
-        export_saved_model(exported_model, size, directory)
-        exported = time.perf_counter()
-        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        configure(converter, quantize, io, representative_dataset, min_runtime)
-        converter._experimental_calibrate_only = keep_float is not None  # calibrate here, quantize below
-        try:
-            with native_output_silenced():  # the converter prints its options and MLIR passes on fd 1/2
-                content = converter.convert()
-        except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
-            raise ValueError(_converter_error(exc)) from None
-    if keep_float is not None:
-        content, details["keep_float"] = mixed.keep_float(content, io, keep_float, model,
-                                                          model_inputs(images.images, pixels), show_progress)
-    end = time.perf_counter()
-    details["seconds"] = {"export": round(exported - start, 2), "convert": round(end - exported, 2),
-                          "total": round(end - start, 2)}
-    return content, details
-
-
 def int8_failure(offenders):
     """Name the ops that stayed float (the converter wraps them in DEQUANTIZE/QUANTIZE) in one line."""
     float_ops = [o for o in offenders if o["op"] not in EDGE_OPS] or offenders
@@ -218,37 +143,146 @@ def int8_failure(offenders):
             "use --quantize dynamic or float16, or replace that layer")
 
 
+@dataclass(frozen=True)
+class Export:
+    """The SavedModel of the graph to convert (the export rewrites applied), made once per conversion and
+    shared by the converter and the per-layer debugger."""
+    directory: str
+    rewrites: list  # the rewrites that applied
+    seconds: float
+
+
+class ConversionJob:
+    """One conversion in stages that share their work: the constructor checks every option and loads every
+    image set before any work (a bad --eval-images never leaves a written file); ``export`` saves the graph
+    once; ``convert`` runs the TFLite converter on it; ``write`` audits, attaches the metadata and writes the
+    file; ``per_layer`` runs TF's quantization debugger on the same export and images.
+
+    ``model``: a Keras model or a ``convert.source.ModelSource`` (its transform prepares the images, its class
+    names go into the file). ``out_path``: checked writable at once. ``verify``: also load the held-out images
+    (``held_out``) that fidelity and per-layer errors are measured on."""
+
+    def __init__(self, model, spec, out_path=None, show_progress=True, verify=False):
+        if out_path is not None:
+            check_writable(out_path, "--output")
+        self.source = as_source(model)
+        self.model, self.spec, self.out_path, self.show_progress = self.source.model, spec, out_path, show_progress
+        self.pixels = takes_pixels(self.model)
+        self.io = spec.io or default_io(spec.quantize, self.pixels)
+        self.size = input_size_of(self.model, spec.input_size)
+        if self.io == "uint8" and not self.pixels:
+            raise ValueError("--io uint8: the model does not take raw [0, 255] pixels (its input is not normalized "
+                             "inside, e.g. GhostNet(include_preprocessing=False)), so uint8 camera frames do not fit "
+                             "its input range; use --io int8 or float32, or a model with include_preprocessing=True")
+        self.labels = output_labels(self.model, spec.file.labels if spec.file.labels is not None else self.source.labels)
+        self.transform = self.source.transform_for(self.size)
+        self.held_out = self._images(spec.eval_images, spec.eval_count, "--eval-images", EVALUATION_SEED) if verify \
+            else None
+        self.calibration = (self._images(spec.calibration, spec.calibration_steps, "--calibration", CALIBRATION_SEED)
+                            if spec.quantize in CALIBRATED_MODES else None)
+
+    def _images(self, images, count, option, seed):
+        return image_source(images, self.size, count, option, seed, self.show_progress, self.transform)
+
+    def inputs(self, images):
+        """Model inputs of an image set: what the Keras model and a float TFLite input take."""
+        return model_inputs(images.images, self.pixels)
+
+    @contextlib.contextmanager
+    def export(self):
+        names = rewrites.default_rewrites(self.spec.quantize) if self.spec.rewrite is None else self.spec.rewrite
+        exported_model, applied = rewrites.apply(self.model, self.size, names)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:
+            export_saved_model(exported_model, self.size, directory)
+            yield Export(directory, applied, time.perf_counter() - start)
+
+    def _converter(self, export, quantize, io, inputs):
+        import tensorflow as tf
+
+        def representative_dataset():
+            for sample in progress(inputs, len(inputs), "calibrating", enabled=self.show_progress):
+                yield [sample[None]]
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(export.directory)
+        configure(converter, quantize, io, representative_dataset, self.spec.file.min_runtime)
+        return converter
+
+    def convert(self, export):
+        """(content, details): the converted model in memory, calibrated on the job's calibration images."""
+        spec = self.spec
+        details = {"quantize": spec.quantize, "io": self.io, "input_size": self.size, "takes_pixels": self.pixels,
+                   "calibration": None, "rewrites": export.rewrites, "keep_float": None}
+        inputs = None
+        if self.calibration is not None:
+            inputs, anchored = calibration_inputs(self.calibration.images, self.pixels)
+            details["calibration"] = {**self.calibration.describe(), "range_anchored": anchored}
+        start = time.perf_counter()
+        converter = self._converter(export, spec.quantize, self.io, inputs)
+        converter._experimental_calibrate_only = spec.keep_float is not None  # calibrate here, quantize below
+        try:
+            with native_output_silenced():  # the converter prints its options and MLIR passes on fd 1/2
+                content = converter.convert()
+        except Exception as exc:  # ConverterError and friends carry an MLIR dump; reduce it to one line
+            raise ValueError(_converter_error(exc)) from None
+        if spec.keep_float is not None:
+            content, details["keep_float"] = mixed.keep_float(content, self.io, spec.keep_float, self.model,
+                                                              self.inputs(self.calibration), self.show_progress)
+        seconds = time.perf_counter() - start
+        details["seconds"] = {"export": round(export.seconds, 2), "convert": round(seconds, 2),
+                              "total": round(export.seconds + seconds, 2)}
+        return content, details
+
+    def write(self, export):
+        """Convert, then write ``out_path`` atomically with its metadata: int8 files only if every op runs in
+        int8 (ValueError naming the offenders otherwise), or every op but those ``keep_float`` chose; every file
+        only if ``spec.file.min_runtime`` can load it. Returns a ``Conversion``."""
+        content, details = self.convert(export)
+        kept = details["keep_float"]
+        checked = audit(content, details["quantize"], kept["layers"] if kept else ())
+        if checked["int8"] is not None and not checked["int8"]["ok"]:
+            raise ValueError(int8_failure(checked["int8"]["offenders"]))
+        options = self.spec.file
+        check_min_runtime(content, options.min_runtime)
+        info = metadata.model_info(self.model.name, self.spec.quantize, self.io, self.pixels, self.size,
+                                   self.transform, self.labels, options.author, options.license)
+        content = metadata.attach(content, info)
+        written = metadata.read(content)
+        written["labels"] = len(written["labels"]) if written["labels"] else None
+        write_atomic(self.out_path, content)
+        return Conversion(path=Path(self.out_path), size_bytes=len(content), audit=checked, metadata=written,
+                          content=content, **details)
+
+    def per_layer(self, export):
+        """Per-tensor int8 error on the held-out images, worst first (``convert.debugging``)."""
+        inputs, _ = calibration_inputs(self.calibration.images, self.pixels)
+        converter = self._converter(export, "int8", "float32", inputs)
+        return debugging.per_layer_errors(converter, self.inputs(self.held_out))
+
+
+def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
+                  input_size=None, show_progress=True, rewrite=None, keep_float=None,
+                  min_runtime=DEFAULT_MIN_RUNTIME):
+    """Convert to TFLite in memory, without metadata; returns (content, details). The options are those of
+    ``ConversionSpec``."""
+    spec = ConversionSpec(quantize, io, calibration, calibration_steps, input_size=input_size, rewrite=rewrite,
+                          keep_float=keep_float, file=FileOptions(min_runtime=min_runtime))
+    job = ConversionJob(model, spec, show_progress=show_progress)
+    with job.export() as export:
+        return job.convert(export)
+
+
 def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
                   calibration_steps=DEFAULT_CALIBRATION_STEPS, input_size=None, show_progress=True,
                   rewrite=None, keep_float=None, options=FileOptions()):
-    """Convert a Keras model to a .tflite file with its TFLite metadata (labels, normalization, the evaluation
-    transform) and audit it; returns a ``Conversion``.
-
-    int8 models are written only if every op runs in int8 (ValueError naming the offenders otherwise), or
-    every op but those ``keep_float`` chose; every file only if ``options.min_runtime`` can load it.
-    ``model``: a Keras model or a ``convert.source.ModelSource`` (its transform and class names go into the file;
-    ``options.labels`` overrides the names).
-    """
-    check_writable(out_path, "--output")
-    parse_version(options.min_runtime)
-    source = as_source(model)
-    model = source.model
-    labels = output_labels(model, options.labels if options.labels is not None else source.labels)
-    content, details = convert_bytes(source, quantize, io, calibration, calibration_steps, input_size, show_progress,
-                                     rewrite, keep_float, options.min_runtime)
-    kept = details["keep_float"]
-    checked = audit(content, details["quantize"], kept["layers"] if kept else ())
-    if checked["int8"] is not None and not checked["int8"]["ok"]:
-        raise ValueError(int8_failure(checked["int8"]["offenders"]))
-    check_min_runtime(content, options.min_runtime)
-    info = metadata.model_info(model.name, details["quantize"], details["io"], details["takes_pixels"],
-                               details["input_size"], source.transform_for(details["input_size"]), labels,
-                               options.author, options.license)
-    content = metadata.attach(content, info)
-    written = metadata.read(content)
-    written["labels"] = len(written["labels"]) if written["labels"] else None
-    write_atomic(out_path, content)
-    return Conversion(path=Path(out_path), size_bytes=len(content), audit=checked, metadata=written, **details)
+    """Convert a Keras model (or a ``ModelSource``) to a .tflite file with its TFLite metadata (labels,
+    normalization, the evaluation transform) and audit it; returns a ``Conversion`` (``ConversionJob.write``).
+    The options are those of ``ConversionSpec``."""
+    spec = ConversionSpec(quantize, io, calibration, calibration_steps, input_size=input_size, rewrite=rewrite,
+                          keep_float=keep_float, file=options)
+    job = ConversionJob(model, spec, out_path, show_progress)
+    with job.export() as export:
+        return job.write(export)
 
 
 def output_labels(model, labels=None):

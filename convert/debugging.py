@@ -2,51 +2,26 @@
 converter sets one up, so a report can say which layer loses the accuracy."""
 import csv
 import io
-import tempfile
 
 import numpy as np
 
-from convert import rewrites
-from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
-from convert.converter import calibration_inputs, configure, export_saved_model
-from convert.source import as_source
-from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
 
 
-def per_layer_errors(model, input_size, calibration, calibration_steps, eval_images, eval_count,
-                     show_progress=True, rewrite=None):
-    """Per-tensor int8 error from TF's QuantizationDebugger on held-out images, worst first, on the graph the
-    converter exports (the same ``rewrite`` names; None: int8's default set).
+def per_layer_errors(converter, held_out):
+    """Per-tensor int8 error from TF's QuantizationDebugger on the ``held_out`` model inputs, worst first.
+    ``converter``: a TFLiteConverter configured for int8 with float I/O on the graph the file is made from
+    (``ConversionJob.per_layer`` gives it the same export and calibration images).
 
     ``rmse_over_scale`` is the RMSE between float and int8 activations in units of the tensor's
     quantization step: about 0.29 (1/sqrt(12)) is pure rounding noise, well above 1 means trouble.
     """
     import tensorflow as tf
 
-    source = as_source(model)
-    model = source.model
-    pixels = takes_pixels(model)
-    transform = source.transform_for(input_size)
-    calibration_set = image_source(calibration, input_size, calibration_steps, "--calibration", CALIBRATION_SEED,
-                                   show_progress, transform)
-    inputs, _ = calibration_inputs(calibration_set.images, pixels)
-    held_out = model_inputs(image_source(eval_images, input_size, eval_count, "--eval-images", EVALUATION_SEED,
-                                         show_progress, transform).images, pixels)
-
-    def dataset(samples):
-        return lambda: ([sample[None]] for sample in samples)
-
-    names = rewrites.default_rewrites("int8") if rewrite is None else rewrite
-    exported, _ = rewrites.apply(model, input_size, names)
-    with tempfile.TemporaryDirectory(prefix="ghostnet-debug-") as directory:
-        export_saved_model(exported, input_size, directory)
-        converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        configure(converter, "int8", "float32", dataset(inputs))
-        with native_output_silenced():
-            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
-                                                                 debug_dataset=dataset(held_out))
-            debugger.run()
+    with native_output_silenced():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([sample[None]] for sample in held_out))
+        debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     rows = []

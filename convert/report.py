@@ -1,5 +1,7 @@
 """The conversion/evaluation report: a table for people, JSON (same content) for scripts."""
+import dataclasses
 import json
+from dataclasses import dataclass
 
 from ghostnet_tf.files import write_atomic
 
@@ -8,6 +10,40 @@ MIN_TOP1_AGREEMENT_PCT = 90.0
 MIN_SQNR_DB = 15.0
 # A float model whose top output averages under this many times 1/classes is treated as untrained.
 UNTRAINED_PEAK_FACTOR = 4.0
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion made and measured (``convert.api.convert``); ``to_json`` is the ``--report`` file."""
+    model: dict  # name, where it came from, input_size, takes_pixels, keras_params
+    output: dict  # path, size_bytes
+    quantize: str
+    io: str
+    calibration: dict
+    rewrites: list
+    keep_float: dict
+    metadata: dict
+    seconds: dict
+    audit: dict
+    input_note: str
+    eval_images: dict
+    fidelity: dict
+    per_layer: list
+    warnings: list
+    versions: dict
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(**data)
+
+    def format(self):
+        return format_conversion(self.to_json())
+
+    def write(self, path):
+        write_json(self.to_json(), path)
 
 
 def fidelity_warnings(report):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from convert import convert_and_verify, convert_model, verify_model
+from convert import (ConversionReport, ConversionSpec, FileOptions, convert, convert_and_verify, convert_model,
+                     verify_model)
 from convert.calibration import image_source, synthetic_images
 from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
 from ghostnet_tf.runtime import make_interpreter
@@ -274,6 +275,53 @@ def test_per_layer_errors(model, tmp_path):
     # a concat, so only ghost2's concatenation is left, as in the written file.
     concatenations = [row["rmse_over_scale"] for row in rows if row["op"] == "CONCATENATION"]
     assert len(concatenations) == report["audit"]["ops"]["CONCATENATION"] == 1 and max(concatenations) < 1e-3
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_one_export_and_one_image_load_serve_every_stage(model, tmp_path, monkeypatch):
+    """convert -> per-layer -> fidelity share the SavedModel and the image sets: each is made once."""
+    from convert import calibration, converter
+
+    calls = {"export": 0, "images": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(converter, "export_saved_model", counted("export", converter.export_saved_model))
+    monkeypatch.setattr(calibration, "synthetic_images", counted("images", calibration.synthetic_images))
+    report = convert(model, tmp_path / "m.tflite", ConversionSpec(per_layer=True, calibration_steps=8, eval_count=4),
+                     show_progress=False)
+    assert calls == {"export": 1, "images": 2}  # one export; the calibration and the held-out set
+    assert report.per_layer and report.fidelity["images"] == 4 and report.calibration["count"] == 8
+    assert ConversionReport.from_json(json.loads(json.dumps(report.to_json()))) == report
+    assert report.format().startswith(f"{model.name} -> {tmp_path / 'm.tflite'}")
+
+
+def test_spec_key_names_what_changes_the_file():
+    base = ConversionSpec()
+    assert base.key() == ConversionSpec(quantize="int8", calibration_steps=100).key()
+    assert len({base.key(), ConversionSpec(io="int8").key(), ConversionSpec(calibration_steps=8).key(),
+                ConversionSpec(eval_count=8).key(), ConversionSpec(rewrite=()).key(),
+                ConversionSpec(file=FileOptions(license="MIT")).key()}) == 6
+    # Calibration does not change a float file, so it does not change its key.
+    assert ConversionSpec("float32", calibration_steps=8).key() == ConversionSpec("float32").key()
+    images = synthetic_images(2, SIZE, 0).images
+    assert ConversionSpec(calibration=images).key() == ConversionSpec(calibration=images.copy()).key()
+    assert ConversionSpec(calibration=images).key() != ConversionSpec(calibration=images[::-1]).key()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"quantize": "int4"}, "--quantize: expected one of"),
+    ({"quantize": "float16", "io": "uint8"}, "--io uint8: integer inputs/outputs need --quantize int8"),
+    ({"quantize": "dynamic", "per_layer": True}, "--per-layer: the per-layer quantization error needs"),
+    ({"file": FileOptions(min_runtime="two")}, "--min-runtime"),
+])
+def test_spec_refuses_impossible_combinations_when_made(options, message):
+    with pytest.raises(ValueError, match=message):
+        ConversionSpec(**options)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ That is a fidelity measurement (int8 against float on the same photos), not an a
 Every 5th photo (sorted order) calibrates, the other 800 are held out for fidelity and the per-layer error.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -54,18 +55,19 @@ def main():
     parser.add_argument("--out", required=True, help="JSON report")
     args = parser.parse_args()
 
-    from convert.api import convert_and_verify
-    from convert.debugging import per_layer_errors
+    from convert import ConversionJob, ConversionSpec, convert
 
     size = (args.size, args.size)
     calibration, held_out = photos(args.photos, size)
     model, weights = build(args.weights, size)
+    spec = ConversionSpec(calibration=calibration, calibration_steps=len(calibration), eval_images=held_out,
+                          eval_count=len(held_out))
     with tempfile.TemporaryDirectory() as directory:
-        report = convert_and_verify(model, os.path.join(directory, "int8.tflite"), quantize="int8",
-                                    calibration=calibration, calibration_steps=len(calibration), eval_images=held_out,
-                                    eval_count=len(held_out))
-    layers = per_layer_errors(model, size, calibration, len(calibration), held_out[:PER_LAYER_IMAGES],
-                              PER_LAYER_IMAGES)
+        report = convert(model, os.path.join(directory, "int8.tflite"), spec).to_json()
+    # The per-layer error on fewer held-out photos: the debugger holds every tensor of every image in memory.
+    job = ConversionJob(model, dataclasses.replace(spec, eval_count=PER_LAYER_IMAGES), verify=True)
+    with job.export() as export:
+        layers = job.per_layer(export)
     result = {"weights": weights, "input_size": list(size), "calibration_photos": len(calibration),
               "held_out_photos": len(held_out), "fidelity": report["fidelity"], "warnings": report["warnings"],
               "rewrites": report["rewrites"], "per_layer_images": PER_LAYER_IMAGES, "per_layer": layers}
