@@ -13,7 +13,7 @@ from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source,
 from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, per_tensor_dense
 from convert.progress import progress
 from convert.source import as_source
-from convert.spec import ConversionSpec, FileOptions
+from convert.spec import ConversionSpec, FileOptions, io_dtype
 from convert.verify import EDGE_OPS, audit
 from ghostnet_tf.files import check_writable, write_atomic
 from ghostnet_tf.preprocessing import model_inputs
@@ -100,9 +100,7 @@ def configure(converter, quantize, io, representative_dataset, min_runtime=DEFAU
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter._experimental_disable_per_channel = False  # per-channel weights (the default), made explicit
-        io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
-        converter.inference_input_type = io_dtype
-        converter.inference_output_type = io_dtype
+        converter.inference_input_type = converter.inference_output_type = io_dtype(io)
 
 
 def export_saved_model(model, input_size, directory):

@@ -77,16 +77,15 @@ def select(calibrated, names):
 
 def quantize(calibrated, io, keep=()):
     """Full-integer quantization of a calibrated model, the ops whose outputs are ``keep`` left in float."""
-    import tensorflow as tf
     from tensorflow.lite.python import convert as tf_convert
 
+    from convert.spec import io_dtype
     from ghostnet_tf.quiet import native_output_silenced
 
-    io_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
+    dtype = io_dtype(io)
     with native_output_silenced():  # the quantizer prints its options on fd 2
-        return tf_convert.mlir_quantize(calibrated, disable_per_channel=False,
-                                        input_data_type=io_dtype, output_data_type=io_dtype,
-                                        denylisted_nodes=list(keep) or None)
+        return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, input_data_type=dtype,
+                                        output_data_type=dtype, denylisted_nodes=list(keep) or None)
 
 
 def search(calibrated, io, inputs, reference, target_agreement, show_progress=True):

@@ -78,6 +78,13 @@ class ConversionSpec:
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
+def io_dtype(io):
+    """The TensorFlow dtype of an ``io`` name (converter and quantizer alike)."""
+    import tensorflow as tf
+
+    return {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io]
+
+
 def _data_key(images):
     if images is None or isinstance(images, (str, os.PathLike)):
         return images and os.path.realpath(images)
