@@ -1,19 +1,19 @@
-"""``ghostnet bench compare``: the zoo converted to float32 and int8 (one process per conversion, cached by a
-hash of everything that makes the file and its report), benchmarked round by round (A B C A B C ...) so
+"""``ghostnet bench compare``: the zoo converted to float32 and int8 (``convert.api.convert`` in a fresh worker
+process per conversion, cached by a hash of the model source and the ``ConversionSpec``), benchmarked round by round (A B C A B C ...) so
 machine drift hits all alike, then reported. ``make run`` is this command on the local CPU.
 
 Library code: errors are ValueError / ChildProcessError, progress goes to a ``log(message)`` callback."""
 import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from android_bench import report, results
-from android_bench.local_runner import run_local
+from android_bench.runner import RunConfig
+from android_bench.zoo import DEFAULT_BASELINE, ZOO
 from ghostnet_tf.files import atomic_path, write_atomic
 
 PRECISIONS = ("float32", "int8")
@@ -57,18 +57,18 @@ def source_key(entry, input_size, options):
                   "versions": _versions(), "code": code_hash()})
 
 
-def conversion_arguments(precision, options):
-    """The options of one conversion (``ghostnet convert`` arguments without paths)."""
-    arguments = ["--quantize", precision, "--eval-count", str(options["eval_count"])]
-    if precision == "int8":
-        arguments += ["--calibration-steps", str(options["calibration_steps"])]
-    return arguments
+def conversion_spec(precision, options):
+    """The ``ConversionSpec`` of one zoo conversion: built-in calibration and held-out images."""
+    from convert.spec import ConversionSpec
+
+    steps = {"calibration_steps": options["calibration_steps"]} if precision == "int8" else {}
+    return ConversionSpec(quantize=precision, eval_count=options["eval_count"], **steps)
 
 
 def conversion_key(entry, input_size, precision, options):
-    """Hash of everything that changes a converted file or its report: the model source and every option."""
+    """Hash of everything that changes a converted file or its report: the model source and the spec."""
     return _hash({"source": source_key(entry, input_size, options),
-                  "arguments": conversion_arguments(precision, options)})
+                  "spec": conversion_spec(precision, options).key()})
 
 
 def prepare_source(entry, input_size, cache_dir, options):
@@ -94,14 +94,42 @@ def _report_path(tflite_path):
     return tflite_path[: -len(".tflite")] + ".report.json"
 
 
-def _convert_one(keras_model, out_path, precision, options):
-    """One conversion in its own process (TF's converter leaks memory per call), with its JSON report beside it."""
-    command = [sys.executable, "-m", "convert", "convert", "--keras-model", keras_model, "-o", out_path,
-               "--report", _report_path(out_path), "--no-progress", *conversion_arguments(precision, options)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise ChildProcessError(f"converting {os.path.basename(keras_model)} to {precision} failed: {last}")
+def _quiet_worker():
+    from ghostnet_tf.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
+def _convert_in_worker(keras_model, out_path, spec):
+    """One conversion, run in a worker process of its own (TF's converter leaks memory per call): the
+    ``ConversionReport`` comes back, and is written beside the file for the cache."""
+    from convert.api import convert
+    from convert.source import load_keras_model
+
+    try:
+        report = convert(load_keras_model(keras_model=keras_model), out_path, spec, show_progress=False)
+    except ValueError as exc:
+        raise ChildProcessError(f"converting {os.path.basename(keras_model)} to {spec.quantize} failed: "
+                                f"{exc}") from None
+    report.write(_report_path(out_path))
+    return report
+
+
+def _conversions(work, jobs):
+    """Yield ((entry, precision), report) as the worker processes finish, one fresh process per conversion."""
+    context = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive a fork
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_quiet_worker,
+                                                max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_convert_in_worker, keras_model, path, spec): (entry, spec.quantize)
+                   for entry, spec, keras_model, path in work}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                entry, precision = futures[future]
+                raise ChildProcessError(f"converting {entry.name} to {precision} failed: its worker process stopped "
+                                        "(out of memory, or a script calling this lacks the `if __name__ == "
+                                        "\"__main__\":` guard that multiprocessing needs)") from None
 
 
 def convert_zoo(entries, input_size, cache_dir, options, jobs=2, log=lambda message: None):
@@ -116,22 +144,19 @@ def convert_zoo(entries, input_size, cache_dir, options, jobs=2, log=lambda mess
             done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
             if os.path.exists(path) and os.path.exists(_report_path(path)):
                 continue
-            work.append((entry, precision, path))
+            work.append((entry, conversion_spec(precision, options), metas[entry.name]["keras_model"], path))
     cached = len(done) - len(work)
     log(f"compare: {len(done)} models to benchmark, {cached} already converted in {cache_dir}, "
          f"{len(work)} to convert ({jobs} at a time)")
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_convert_one, metas[e.name]["keras_model"], p, precision, options): (e, precision)
-                   for e, precision, p in work}
-        for count, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            entry, precision = futures[future]
-            future.result()
-            log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
-                 f"({time.perf_counter() - start:.0f} s elapsed)")
+    for count, ((entry, precision), report) in enumerate(_conversions(work, jobs), 1):
+        done[(entry.name, precision)]["report"] = report.to_json()
+        log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
+            f"({time.perf_counter() - start:.0f} s elapsed)")
     for item in done.values():
-        with open(_report_path(item["path"]), encoding="utf-8") as handle:
-            item["report"] = json.load(handle)
+        if "report" not in item:
+            with open(_report_path(item["path"]), encoding="utf-8") as handle:
+                item["report"] = json.load(handle)
     return done
 
 
@@ -145,40 +170,57 @@ def _label(entry, precision, item, round_index):
             "conversion_s": item["report"]["seconds"]["total"]}
 
 
-def benchmark_rounds(entries, converted, threads_list, options, results_path, measure, log=lambda message: None):
-    """Round by round, every (model, precision, threads) once per round; ``measure(path, threads, pixels)``
-    returns a record, which is labelled and appended at once (an interrupted run keeps whole records)."""
-    configs = [(e, p, t) for e in entries for p in PRECISIONS for t in threads_list]
-    for round_index in range(options["rounds"]):
-        log(f"compare: round {round_index + 1}/{options['rounds']} over {len(configs)} configurations")
-        for entry, precision, threads in configs:
-            item = converted[(entry.name, precision)]
-            record = measure(item["path"], threads, item["report"]["model"]["takes_pixels"])
-            record["label"] = _label(entry, precision, item, round_index)
-            results.append_record(results_path, record)
+def benchmark_rounds(entries, converted, runner, run_configs, rounds, results_path, jobs=1,
+                     log=lambda message: None):
+    """Plan every (model, precision, configuration) once per round (A B C A B C ...: drift hits all alike),
+    then measure the plan with ``runner``, ``jobs`` at a time (more than one only where neighbours cannot
+    disturb the figure: instruction counts). Records are labelled and appended in plan order, each at once,
+    so an interrupted run keeps whole records."""
+    plan = [(round_index, entry, precision, run_config) for round_index in range(rounds)
+            for entry in entries for precision in PRECISIONS for run_config in run_configs]
+    per_round = len(plan) // rounds
 
+    def measure(entry, precision, run_config):
+        try:
+            return runner.measure(converted[(entry.name, precision)]["path"], run_config)
+        except RuntimeError as exc:  # a runner's own failure (the emulator's ArmError): one line naming the file
+            raise ValueError(f"{entry.name} {precision}: {exc}") from None
 
-def count_on_arm(entries, converted, cores, results_path, use_xnnpack=True, jobs=2, log=lambda message: None):
-    """Every (model, precision) on every emulated core, ``jobs`` emulators at a time. Counts are exact, so
-    one round suffices; records are appended in table order whatever finishes first."""
-    from android_bench.arm import emulator, install
-
-    configs = [(e, p, core) for core in cores for e in entries for p in PRECISIONS]
-    log(f"compare: counting instructions of {len(configs)} configurations on emulated {', '.join(cores)}")
     start = time.perf_counter()
+    records = _in_order(measure, [task[1:] for task in plan], jobs)
+    for index, (round_index, entry, precision, _) in enumerate(plan):
+        if index % per_round == 0:
+            log(f"compare: round {round_index + 1}/{rounds} over {per_round} configurations")
+        record = next(records)
+        record["label"] = _label(entry, precision, converted[(entry.name, precision)], round_index)
+        results.append_record(results_path, record)
+        log(f"  [{index + 1}/{len(plan)}] {entry.name} {precision} {_figure(record)} "
+            f"({time.perf_counter() - start:.0f} s elapsed)")
+
+
+def _in_order(function, tasks, jobs):
+    """``function(*task)`` of each task, yielded in order; ``jobs`` > 1 computes ahead in threads (the ones not
+    started yet are cancelled when the caller stops early)."""
+    if jobs == 1:
+        yield from (function(*task) for task in tasks)
+        return
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(emulator.emulate, converted[(e.name, p)]["path"], core, ARM_RUNS, use_xnnpack)
-                   for e, p, core in configs]
-        for count, ((entry, precision, core), future) in enumerate(zip(configs, futures), 1):
-            try:
-                record = future.result()
-            except install.ArmError as exc:
-                raise ValueError(f"{entry.name} {precision} on {core}: {exc}") from None
-            record["label"] = _label(entry, precision, converted[(entry.name, precision)], 0)
-            results.append_record(results_path, record)
-            log(f"  [{count}/{len(configs)}] {entry.name} {precision} on {core}: "
-                f"{record['instructions']['per_inference'] / 1e6:.2f} M instructions "
-                f"({time.perf_counter() - start:.0f} s elapsed)")
+        futures = [pool.submit(function, *task) for task in tasks]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _figure(record):
+    """A record's figure for the progress line: instructions on an emulated core, else the median latency."""
+    if record["mode"] == "arm-emulated":
+        return f"on {record['device']['cpu']}: {record['instructions']['per_inference'] / 1e6:.2f} M instructions"
+    stats = record["stats"]
+    median_us = stats["median_us"] if stats.get("median_us") is not None else stats["mean_us"]
+    return f"{record['threads']} thread(s): median {median_us / 1000:.2f} ms"
 
 
 def arm_available(wanted, log=lambda message: None):
@@ -186,12 +228,12 @@ def arm_available(wanted, log=lambda message: None):
     None (when set up; says how to get it when not)."""
     if wanted is False:
         return False
-    from android_bench.arm import install
+    from android_bench.arm.emulator import Emulator, SetupError
 
     try:
-        install.load()
+        Emulator.load()
         return True
-    except install.SetupError as exc:
+    except SetupError as exc:
         if wanted:
             raise ValueError(f"--arm: {exc}") from None
         log("compare: no ARM instruction table: the emulator is not set up (`make arm` or "
@@ -199,30 +241,27 @@ def arm_available(wanted, log=lambda message: None):
         return False
 
 
-def local_measure(options, use_xnnpack=True):
-    return lambda path, threads, pixels: run_local(path, threads=threads, runs=options["runs"],
-                                                   warmup=options["warmup"], use_xnnpack=use_xnnpack, pixels=pixels)
-
-
-def adb_measure(session, options):
-    """benchmark_model feeds its own random input, whatever the model takes."""
-    delegate = "xnnpack" if session.use_xnnpack else "cpu"
-    return lambda path, threads, pixels: session.measure(path, threads, delegate, options["runs"], options["warmup"])
-
-
-def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, measure, jobs=2,
+def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, runner, jobs=2,
                 baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True, command=None):
-    """Convert (or reuse), benchmark round by round into ``out_dir``/results.jsonl (``measure`` None: no
-    latency), count instructions on the emulated ``arm_cores``, write the report there; returns the markdown."""
+    """Convert (or reuse), then measure into ``out_dir``/results.jsonl: with ``runner`` (None: no latency) at
+    each of ``threads_list`` round by round, and on each emulated core of ``arm_cores`` once (counts are
+    exact), ``jobs`` at a time; write the report there; returns the markdown."""
     results_path = os.path.join(out_dir, "results.jsonl")
     start = time.perf_counter()
     converted = convert_zoo(entries, input_size, cache_dir, options, jobs, log)
     converted_s = time.perf_counter() - start
-    if measure is not None:
-        benchmark_rounds(entries, converted, threads_list, options, results_path, measure, log)
+    if runner is not None:
+        latency = [RunConfig(threads=threads, runs=options["runs"], warmup=options["warmup"], use_xnnpack=use_xnnpack)
+                   for threads in threads_list]
+        benchmark_rounds(entries, converted, runner, latency, options["rounds"], results_path, log=log)
     if arm_cores:
-        count_on_arm(entries, converted, arm_cores, results_path, use_xnnpack, jobs, log)
-    text = report.write_report(results_path, out_dir, baseline, command)
+        from android_bench.arm.emulator import Emulator
+
+        emulator, counted = Emulator.load(), [RunConfig(runs=ARM_RUNS, warmup=0, use_xnnpack=use_xnnpack)]
+        for core in arm_cores:
+            benchmark_rounds(entries, converted, emulator.on(core), counted, 1, results_path, jobs, log)
+    text = report.write_report(results_path, out_dir, report.Catalog.of(ZOO.values(), DEFAULT_BASELINE), baseline,
+                               command)
     log(f"compare: conversions {converted_s:.0f} s, total {time.perf_counter() - start:.0f} s; "
         f"results.jsonl, report.md, CSV and plots in {out_dir}")
     return text

@@ -1,6 +1,7 @@
 """benchmark_model's measurement done in-process with the TFLite runtime (LiteRT), for ``bench local``.
 
-Runs on this machine or an ARM Linux board; produces the same record as ``bench adb``.
+Runs on this machine or an ARM Linux board; produces the same record as ``bench adb``. ``LocalRunner`` is
+the runner (``android_bench.runner``).
 """
 import os
 import platform
@@ -10,36 +11,9 @@ import time
 import numpy as np
 
 from android_bench import modelfile, results
-from ghostnet_tf.preprocessing import model_inputs, synthetic_photo
-from ghostnet_tf.runtime import get_runtime, make_interpreter, quantize
-
-
-def takes_pixels(detail):
-    """Whether an input takes [0, 255] pixels: integer inputs quantized with scale 1 do (the converter pins
-    pixel models' input range), other quantized inputs are normalized; float inputs are taken for pixels,
-    the form every model this project converts has."""
-    scale = detail["quantization"][0]
-    return not scale or abs(scale - 1.0) < 1e-6
-
-
-def realistic_input(detail, rng, pixels=None):
-    """What the model really sees: for an image input (1, H, W, 3) a photo-like frame from the one
-    preprocessing path (pixels, or ImageNet-normalized when ``pixels`` is False; None: ``takes_pixels``),
-    quantized with the tensor's own scale/zero point; for other inputs, values of the right kind."""
-    shape, dtype = tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"])
-    if len(shape) == 4 and shape[3] == 3:
-        pixels = takes_pixels(detail) if pixels is None else pixels
-        frames = np.stack([np.round(synthetic_photo(rng, *shape[1:3])) for _ in range(shape[0])])
-        values = model_inputs(frames, pixels)
-    else:
-        values = np.clip(rng.standard_normal(shape), -2.5, 2.5)
-    if dtype.kind == "f":
-        return values.astype(dtype)
-    if dtype == np.bool_:
-        return values > 0
-    if not detail["quantization"][0]:  # integer without quantization: small non-negative values (ids, indices)
-        return rng.integers(0, min(np.iinfo(dtype).max, 100) + 1, size=shape).astype(dtype)
-    return quantize(values, detail)
+from android_bench.inputs import input_contracts
+from android_bench.runner import RunConfig
+from ghostnet_tf.runtime import get_runtime, make_interpreter
 
 
 def peak_rss_mb():
@@ -86,29 +60,38 @@ def _timed_invokes(interpreter, count):
     return samples
 
 
-def run_local(model_path, threads=1, runs=50, warmup=5, use_xnnpack=True, seed=0, pixels=None):
-    """Benchmark ``model_path`` like benchmark_model and return the result record (not yet written).
-    ``pixels``: whether the model takes [0, 255] pixels (None: judged from its input, see ``takes_pixels``).
+class LocalRunner:
+    """LiteRT in this process: the runner of ``bench local`` and of ``bench compare`` on this machine."""
 
-    Init = interpreter creation + tensor allocation; the first warm-up invoke is the first inference;
-    ``runs`` timed invokes follow. Peak memory is this process's peak RSS (it includes Python itself).
-    """
-    if threads < 1 or runs < 1 or warmup < 0:
-        raise ValueError(f"need threads >= 1, runs >= 1 and warmup >= 0 (got {threads}, {runs}, {warmup})")
-    model = modelfile.check_tflite(model_path)
-    start = time.perf_counter()
-    interpreter = make_interpreter(model_path=model_path, num_threads=threads, use_xnnpack=use_xnnpack)
-    init_us = (time.perf_counter() - start) * 1e6
-    rng = np.random.default_rng(seed)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], realistic_input(detail, rng, pixels))
-    warmup_samples = _timed_invokes(interpreter, max(1, warmup))
-    measured = _timed_invokes(interpreter, runs)
-    runtime = get_runtime()
-    timings = {"init_us": init_us, "first_inference_us": warmup_samples[0],
-               "warmup": results.summarize(warmup_samples), "measured": results.summarize(measured),
-               "memory": {"peak_mb": peak_rss_mb(), "source": "peak RSS of the benchmarking process"}}
-    return results.make_record(mode="local", model=model, runtime={"name": runtime.name, "version": runtime.version},
-                               delegate="xnnpack" if use_xnnpack else "cpu", threads=threads,
-                               cpu_mask=_affinity_mask(), device=local_facts(), timings=timings)
+    def measure(self, model_file, run_config):
+        """Benchmark ``model_file`` like benchmark_model and return the result record (not yet written), fed
+        what its input contract says it takes (``inputs.py``).
 
+        Init = interpreter creation + tensor allocation; the first warm-up invoke is the first inference;
+        ``runs`` timed invokes follow. Peak memory is this process's peak RSS (it includes Python itself).
+        """
+        run_config.refuse_accelerator("bench local")
+        model = modelfile.check_tflite(model_file)
+        start = time.perf_counter()
+        interpreter = make_interpreter(model_path=model_file, num_threads=run_config.threads,
+                                       use_xnnpack=run_config.use_xnnpack)
+        init_us = (time.perf_counter() - start) * 1e6
+        rng = np.random.default_rng(run_config.seed)
+        for contract in input_contracts(model_file, interpreter):
+            interpreter.set_tensor(contract.index, contract.sample(rng))
+        warmup_samples = _timed_invokes(interpreter, max(1, run_config.warmup))
+        measured = _timed_invokes(interpreter, run_config.runs)
+        runtime = get_runtime()
+        timings = {"init_us": init_us, "first_inference_us": warmup_samples[0],
+                   "warmup": results.summarize(warmup_samples), "measured": results.summarize(measured),
+                   "memory": {"peak_mb": peak_rss_mb(), "source": "peak RSS of the benchmarking process"}}
+        return results.make_record(mode="local", model=model,
+                                   runtime={"name": runtime.name, "version": runtime.version},
+                                   delegate=run_config.delegate, threads=run_config.threads,
+                                   cpu_mask=_affinity_mask(), device=local_facts(), timings=timings)
+
+
+def run_local(model_file, **settings):
+    """``LocalRunner().measure`` with the ``RunConfig`` fields as keywords, for scripts (tests/fake_adb's
+    benchmark_model, tools/)."""
+    return LocalRunner().measure(model_file, RunConfig(**settings))

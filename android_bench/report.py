@@ -1,7 +1,11 @@
 """``ghostnet bench report``: a markdown table, a CSV and PNG plots from a results file, one table per device.
 
-Rounds of the same configuration (model, precision, threads, delegate) are pooled: latency is the median
-of the rounds' medians and p95 the median of their p95s, so one disturbed round cannot move the figure.
+One core makes every table: ``aggregate`` pools the records of each configuration (model, precision,
+threads, delegate) into a row and ``markdown`` renders the rows, both parameterised by the ``Metric``: latency
+(the median of the rounds' medians, p95 the median of their p95s, so one disturbed round cannot move the
+figure) or instructions per inference on an emulated ARM core (deterministic: the median of agreeing
+counts), never shown as time. What the records do not say about the models (row order, display names,
+families, the default baseline) comes from the caller's ``Catalog``.
 """
 import csv
 import io
@@ -9,14 +13,62 @@ import os
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from android_bench import results
-from android_bench.arm import report as arm_report
-from android_bench.zoo import DEFAULT_BASELINE, ZOO
 from ghostnet_tf.files import write_atomic
 
-COLUMNS = ("model", "precision", "threads", "delegate", "params", "macs", "size_bytes", "median_ms", "p95_ms",
-           "rounds", "int8_speedup", "vs_baseline")
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the caller knows of the models beyond the records (its zoo): the row order, each model's display
+    label and family, and the default model of the ratio column."""
+    order: tuple = ()
+    labels: Mapping = field(default_factory=dict)
+    families: Mapping = field(default_factory=dict)
+    baseline: str | None = None
+
+    @classmethod
+    def of(cls, models, baseline=None):
+        """From objects with ``name``, ``label`` and ``family`` (``zoo.ZOO.values()``), in their order."""
+        models = list(models)
+        return cls(tuple(m.name for m in models), {m.name: m.label for m in models},
+                   {m.name: m.family for m in models}, baseline)
+
+    def label(self, name):
+        return self.labels.get(name, name)
+
+    def family(self, name):
+        return self.families.get(name, name)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A markdown column: its header (``{baseline}`` is filled in) and the cell of a row."""
+    header: str
+    cell: Callable
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure the tables aggregate, with everything the one core needs to know about it."""
+    modes: tuple  # the record modes that carry it
+    table: Callable  # record -> the table it belongs in (a machine, or an emulated core)
+    pool: Callable  # the records of one configuration -> the row's own figures
+    value: str  # the figure the ratio columns compare
+    int8_column: str  # int8 against float32 of the same model ...
+    int8_speedup: bool  # ... as float32 / int8 (a speed-up) or as int8 / float32
+    columns: tuple  # of Column, for report.md
+    csv_file: str
+    csv_columns: tuple
+    plot_value: str  # the figure plotted, and where
+    plot_stem: str
+    plot_label: str
+    accuracy_stem: str
+    accuracy_label: str
+    suffix: Callable  # (table, rows, number of tables) -> the plots' file name suffix
+    note: str = ""  # under each table's heading
 
 
 def device_key(record):
@@ -27,36 +79,16 @@ def device_key(record):
     return f"{device.get('hostname', 'host')} ({device.get('cpu_model') or device.get('machine', 'cpu')})"
 
 
+def core_key(record):
+    """The table of an arm-emulated record: its core and emulator."""
+    device = record["device"]
+    return f"emulated {device['cpu']} ({device['emulator']} {device['emulator_version'].split()[0]})"
+
+
 def _label(record):
     label = record.get("label") or {}
     name = label.get("name") or os.path.splitext(os.path.basename(record["model"]["path"]))[0]
     return name, label.get("precision") or record["model"].get("input_dtype", "?")
-
-
-def aggregate(records, baseline=DEFAULT_BASELINE):
-    """{device: [row, ...]} with the COLUMNS of the table, in zoo order then name, precision, threads."""
-    groups = defaultdict(list)
-    for record in records:
-        name, precision = _label(record)
-        groups[(device_key(record), name, precision, record["threads"], record["delegate"])].append(record)
-    tables = defaultdict(list)
-    for (device, name, precision, threads, delegate), group in groups.items():
-        stats = [r["stats"] for r in group]
-        label = group[0].get("label") or {}
-        tables[device].append({
-            "model": name, "precision": precision, "threads": threads, "delegate": delegate,
-            "params": label.get("params"), "macs": label.get("macs"),
-            "size_bytes": group[0]["model"]["size_bytes"],
-            "median_ms": statistics.median(s["median_us"] if s.get("median_us") is not None else s["mean_us"]
-                                           for s in stats) / 1000.0,
-            "p95_ms": _median_or_none(s.get("p95_us") for s in stats),
-            "rounds": len(group), "top1": label.get("top1"), "weights": label.get("weights"),
-        })
-    order = {name: i for i, name in enumerate(ZOO)}
-    for rows in tables.values():
-        rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["model"], r["precision"], r["threads"]))
-        _add_ratios(rows, baseline)
-    return dict(tables)
 
 
 def _median_or_none(values):
@@ -64,37 +96,123 @@ def _median_or_none(values):
     return statistics.median(values) / 1000.0 if values else None
 
 
-def _add_ratios(rows, baseline):
-    by_key = {(r["model"], r["precision"], r["threads"], r["delegate"]): r for r in rows}
-    for row in rows:
-        key = (row["precision"], row["threads"], row["delegate"])
-        base = by_key.get((baseline, *key))
-        row["vs_baseline"] = row["median_ms"] / base["median_ms"] if base else None
-        float_row = by_key.get((row["model"], "float32", row["threads"], row["delegate"]))
-        row["int8_speedup"] = (float_row["median_ms"] / row["median_ms"]
-                               if row["precision"] == "int8" and float_row else None)
+def _latency(group):
+    stats = [r["stats"] for r in group]
+    return {"median_ms": statistics.median(s["median_us"] if s.get("median_us") is not None else s["mean_us"]
+                                           for s in stats) / 1000.0,
+            "p95_ms": _median_or_none(s.get("p95_us") for s in stats), "rounds": len(group)}
+
+
+def _instructions(group):
+    counts = [r["instructions"] for r in group]
+    instructions = int(statistics.median(c["per_inference"] for c in counts))
+    return {"core": group[0]["device"]["cpu"], "instructions": instructions, "instructions_m": instructions / 1e6,
+            "first_inference": int(statistics.median(c["first_inference"] for c in counts)),
+            "dot_product": int(statistics.median(c["dot_product_per_inference"] for c in counts)),
+            "bit_exact": all(r["host_agreement"]["bit_exact"] for r in group),
+            "max_abs_diff": max(r["host_agreement"]["max_abs_diff"] for r in group)}
 
 
 def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def markdown(tables, baseline=DEFAULT_BASELINE):
+def _number(key, spec, scale=1.0):
+    return lambda row: _fmt(None if row[key] is None else row[key] / scale, spec)
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60]
+
+
+MODEL, PRECISION = Column("model", lambda r: r["model"]), Column("precision", lambda r: r["precision"])
+SIZES = (Column("params (M)", _number("params", ".2f", 1e6)), Column("MACs (M)", _number("macs", ".1f", 1e6)),
+         Column("size (MB)", _number("size_bytes", ".2f", 1e6)))
+VS_BASELINE = Column("vs {baseline}", _number("vs_baseline", ".2f"))
+
+LATENCY = Metric(
+    modes=("adb", "local"), table=device_key, pool=_latency, value="median_ms", int8_column="int8_speedup",
+    int8_speedup=True,
+    columns=(MODEL, PRECISION, Column("threads", lambda r: str(r["threads"])), *SIZES,
+             Column("median (ms)", _number("median_ms", ".2f")), Column("p95 (ms)", _number("p95_ms", ".2f")),
+             Column("int8 speed-up", _number("int8_speedup", ".2f")), VS_BASELINE),
+    csv_file="report.csv",
+    csv_columns=("model", "precision", "threads", "delegate", "params", "macs", "size_bytes", "median_ms", "p95_ms",
+                 "rounds", "int8_speedup", "vs_baseline"),
+    plot_value="median_ms", plot_stem="latency", plot_label="median latency (ms)", accuracy_stem="accuracy_latency",
+    accuracy_label="measured median latency (ms)",
+    suffix=lambda table, rows, tables: "" if tables == 1 else f"_{_slug(table)}")
+
+INSTRUCTIONS = Metric(
+    modes=("arm-emulated",), table=core_key, pool=_instructions, value="instructions", int8_column="int8_ratio",
+    int8_speedup=False,
+    columns=(MODEL, PRECISION, *SIZES, Column("instructions (M)", _number("instructions", ".2f", 1e6)),
+             Column("first inference (M)", _number("first_inference", ".2f", 1e6)),
+             Column("dot-product (M)", _number("dot_product", ".2f", 1e6)),
+             Column("int8/float32", _number("int8_ratio", ".2f")), VS_BASELINE,
+             Column("vs host", lambda r: "bit-exact" if r["bit_exact"] else f"max diff {r['max_abs_diff']:.2g}")),
+    csv_file="instructions.csv",
+    csv_columns=("model", "precision", "delegate", "params", "macs", "size_bytes", "instructions", "first_inference",
+                 "dot_product", "int8_ratio", "vs_baseline", "bit_exact", "max_abs_diff"),
+    plot_value="instructions_m", plot_stem="instructions", plot_label="instructions per inference (M), not time",
+    accuracy_stem="accuracy_instructions", accuracy_label="instructions per inference (M)",
+    suffix=lambda table, rows, tables: f"_{_slug(rows[0]['core'])}",
+    note=("Instructions per inference on the real aarch64 LiteRT kernels under qemu-user, counted exactly; "
+          "not milliseconds (no caches, no memory stalls, no pipeline), but the same kernels a phone runs, "
+          "comparable between models on one core."))
+METRICS = (LATENCY, INSTRUCTIONS)
+
+
+def metric_of(record):
+    return next(metric for metric in METRICS if record["mode"] in metric.modes)
+
+
+def aggregate(records, metric, baseline, catalog):
+    """{table: [row, ...]}: one row per (model, precision, threads, delegate) with the figures of ``metric``,
+    in the catalog's order, then by name, precision and threads."""
+    groups = defaultdict(list)
+    for record in records:
+        groups[(metric.table(record), *_label(record), record["threads"], record["delegate"])].append(record)
+    tables = defaultdict(list)
+    for (table, name, precision, threads, delegate), group in groups.items():
+        label = group[0].get("label") or {}
+        tables[table].append({
+            "model": name, "precision": precision, "threads": threads, "delegate": delegate,
+            "params": label.get("params"), "macs": label.get("macs"), "size_bytes": group[0]["model"]["size_bytes"],
+            "top1": label.get("top1"), "weights": label.get("weights"), **metric.pool(group)})
+    rank = {name: i for i, name in enumerate(catalog.order)}
+    for rows in tables.values():
+        rows.sort(key=lambda r: (rank.get(r["model"], len(rank)), r["model"], r["precision"], r["threads"]))
+        _add_ratios(rows, metric, baseline)
+    return dict(tables)
+
+
+def _add_ratios(rows, metric, baseline):
+    by_key = {(r["model"], r["precision"], r["threads"], r["delegate"]): r for r in rows}
+    for row in rows:
+        value = row[metric.value]
+        base = by_key.get((baseline, row["precision"], row["threads"], row["delegate"]))
+        row["vs_baseline"] = value / base[metric.value] if base else None
+        float_row = by_key.get((row["model"], "float32", row["threads"], row["delegate"]))
+        ratio = None
+        if row["precision"] == "int8" and float_row:
+            ratio = float_row[metric.value] / value if metric.int8_speedup else value / float_row[metric.value]
+        row[metric.int8_column] = ratio
+
+
+def markdown(tables, metric, baseline):
     out = io.StringIO()
-    for device, rows in tables.items():
-        out.write(f"### {device}\n\n")
-        out.write("| model | precision | threads | params (M) | MACs (M) | size (MB) | median (ms) | p95 (ms) "
-                  f"| int8 speed-up | vs {baseline} |\n|---|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            out.write(f"| {r['model']} | {r['precision']} | {r['threads']} | {_fmt(r['params'] and r['params'] / 1e6, '.2f')} "
-                      f"| {_fmt(r['macs'] and r['macs'] / 1e6, '.1f')} | {r['size_bytes'] / 1e6:.2f} "
-                      f"| {r['median_ms']:.2f} | {_fmt(r['p95_ms'], '.2f')} | {_fmt(r['int8_speedup'], '.2f')} "
-                      f"| {_fmt(r['vs_baseline'], '.2f')} |\n")
+    for table, rows in tables.items():
+        out.write(f"### {table}\n\n" + (f"{metric.note}\n\n" if metric.note else ""))
+        out.write("| " + " | ".join(c.header.format(baseline=baseline) for c in metric.columns) + " |\n")
+        out.write("|" + "---|" * len(metric.columns) + "\n")
+        for row in rows:
+            out.write("| " + " | ".join(c.cell(row) for c in metric.columns) + " |\n")
         out.write("\n")
     return out.getvalue()
 
 
-def csv_text(tables, columns=COLUMNS):
+def csv_text(tables, columns):
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=("device", *columns, "top1"), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -121,7 +239,7 @@ def _pyplot():
     return plt
 
 
-def bar_plot(title, rows, value, ylabel):
+def bar_plot(title, rows, catalog, value, ylabel):
     """Grouped bars: ``value`` per model, one bar per precision (threads 1 when present)."""
     plt = _pyplot()
     threads = min(r["threads"] for r in rows)
@@ -134,7 +252,7 @@ def bar_plot(title, rows, value, ylabel):
         values = {r["model"]: r[value] for r in rows if r["precision"] == precision}
         xs = [m + (i - (len(precisions) - 1) / 2) * width for m in range(len(models))]
         axes.bar(xs, [values.get(m, 0) for m in models], width, label=precision)
-    axes.set_xticks(range(len(models)), [_label_of(m) for m in models], rotation=30, ha="right")
+    axes.set_xticks(range(len(models)), [catalog.label(m) for m in models], rotation=30, ha="right")
     axes.set_ylabel(ylabel)
     axes.set_title(f"{title}, {threads} thread{'s' if threads > 1 else ''}")
     axes.legend()
@@ -171,12 +289,12 @@ def place_labels(axes, points):
     return annotations
 
 
-def accuracy_plot(device, rows, value="median_ms", xlabel="measured median latency (ms)"):
+def accuracy_plot(device, rows, catalog, value="median_ms", xlabel="measured median latency (ms)"):
     """The accuracy-vs-latency (or vs ``value``) figure as PNG bytes."""
-    return _png(accuracy_figure(device, rows, value, xlabel))
+    return _png(accuracy_figure(device, rows, catalog, value, xlabel))
 
 
-def accuracy_figure(device, rows, value="median_ms", xlabel="measured median latency (ms)"):
+def accuracy_figure(device, rows, catalog, value="median_ms", xlabel="measured median latency (ms)"):
     """Published ImageNet top-1 against ``value`` (measured latency by default), one line per family (as the
     GhostNet paper's Fig. 7)."""
     import matplotlib
@@ -187,8 +305,7 @@ def accuracy_figure(device, rows, value="median_ms", xlabel="measured median lat
     families = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["threads"] == threads and r["top1"] is not None:
-            entry = ZOO.get(r["model"])
-            families[entry.family if entry else r["model"]][r["precision"]].append(r)
+            families[catalog.family(r["model"])][r["precision"]].append(r)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     random_weights = any(r.get("weights") == "random" for by in families.values() for m in by.values() for r in m)
     points = []
@@ -202,7 +319,7 @@ def accuracy_figure(device, rows, value="median_ms", xlabel="measured median lat
                       marker="s" if int8 else "o", linestyle="-" if int8 else "--",
                       markerfacecolor="none" if hollow else color,
                       label=f"{family} {precision}" + (" (random weights)" if hollow else ""))
-            points += [(r[value], r["top1"], f"{_label_of(r['model'])} {precision}") for r in members]
+            points += [(r[value], r["top1"], f"{catalog.label(r['model'])} {precision}") for r in members]
     axes.set_xlabel(f"{xlabel}, {threads} thread{'s' if threads > 1 else ''}")
     axes.set_ylabel("published ImageNet top-1 (%)")
     title = f"Accuracy vs {xlabel.split(' (')[0].replace('measured median ', '')} on {device}"
@@ -217,14 +334,6 @@ def accuracy_figure(device, rows, value="median_ms", xlabel="measured median lat
     return figure
 
 
-def _label_of(name):
-    return ZOO[name].label if name in ZOO else name
-
-
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60]
-
-
 def provenance(records, command=None):
     """The header of report.md: when, by which command, on which machines, with which runtimes, how many runs."""
     import datetime
@@ -233,8 +342,7 @@ def provenance(records, command=None):
 
     dates = sorted(r["date"] for r in records)
     runtimes = sorted({f"{r['runtime']['name']} {r['runtime'].get('version') or ''}".strip() for r in records})
-    devices = list(dict.fromkeys(arm_report.core_key(r) if r["mode"] == "arm-emulated" else device_key(r)
-                                 for r in records))
+    devices = list(dict.fromkeys(metric_of(r).table(r) for r in records))
     lines = [f"- written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by ghostnet-tf "
              f"{package_version()}" + (f": `{command}`" if command else ""),
              f"- measured {dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} UTC",
@@ -260,10 +368,10 @@ def provenance(records, command=None):
     return "\n".join(lines) + "\n\n"
 
 
-def write_report(results_path, out_dir, baseline=None, command=None):
-    """Write report.md, report.csv and per-device PNGs into ``out_dir`` (and for arm-emulated records
-    instructions.csv and instruction plots per core); return the markdown.
-    ``baseline``: the model of the ratio column, which must be in the results (None: DEFAULT_BASELINE if
+def write_report(results_path, out_dir, catalog, baseline=None, command=None):
+    """Write report.md, and per metric its CSV and per-table PNGs (report.csv and latency plots;
+    instructions.csv and instruction plots per emulated core) into ``out_dir``; return the markdown.
+    ``baseline``: the model of the ratio column, which must be in the results (None: the catalog's, if
     measured). ``command``: the command line that produced the results, for the header."""
     records = results.read_records(results_path)
     if not records:
@@ -271,33 +379,23 @@ def write_report(results_path, out_dir, baseline=None, command=None):
     names = sorted({_label(r)[0] for r in records})
     if baseline is not None and baseline not in names:
         raise ValueError(f"--baseline: {baseline!r} is not among the measured models ({', '.join(names)})")
-    baseline = baseline or DEFAULT_BASELINE
-    timed = [r for r in records if r["mode"] != "arm-emulated"]
-    counted = [r for r in records if r["mode"] == "arm-emulated"]
+    baseline = baseline or catalog.baseline
     os.makedirs(out_dir, exist_ok=True)
     text = ""
     header = "# Benchmark report\n\n" + provenance(records, command)
-    if timed:
-        tables = aggregate(timed, baseline)
-        text += markdown(tables, baseline)
-        write_atomic(os.path.join(out_dir, "report.csv"), csv_text(tables).encode("utf-8"))
-        for device, rows in tables.items():
-            suffix = "" if len(tables) == 1 else f"_{_slug(device)}"
-            write_atomic(os.path.join(out_dir, f"latency{suffix}.png"),
-                         bar_plot(device, rows, "median_ms", "median latency (ms)"))
+    for metric in METRICS:
+        chosen = [r for r in records if metric_of(r) is metric]
+        if not chosen:
+            continue
+        tables = aggregate(chosen, metric, baseline, catalog)
+        text += markdown(tables, metric, baseline)
+        write_atomic(os.path.join(out_dir, metric.csv_file), csv_text(tables, metric.csv_columns).encode("utf-8"))
+        for table, rows in tables.items():
+            suffix = metric.suffix(table, rows, len(tables))
+            write_atomic(os.path.join(out_dir, f"{metric.plot_stem}{suffix}.png"),
+                         bar_plot(table, rows, catalog, metric.plot_value, metric.plot_label))
             if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
-                write_atomic(os.path.join(out_dir, f"accuracy_latency{suffix}.png"), accuracy_plot(device, rows))
-    if counted:  # instruction counts on emulated ARM cores: their own tables and plots, never as time
-        tables = arm_report.aggregate(counted, baseline, _label)
-        text += arm_report.markdown(tables, baseline)
-        write_atomic(os.path.join(out_dir, "instructions.csv"),
-                     csv_text(tables, arm_report.COLUMNS).encode("utf-8"))
-        for core, rows in tables.items():
-            suffix = f"_{_slug(rows[0]['core'])}"
-            write_atomic(os.path.join(out_dir, f"instructions{suffix}.png"),
-                         bar_plot(core, rows, "instructions_m", "instructions per inference (M), not time"))
-            if any(r["top1"] is not None for r in rows):
-                write_atomic(os.path.join(out_dir, f"accuracy_instructions{suffix}.png"),
-                             accuracy_plot(core, rows, "instructions_m", "instructions per inference (M)"))
+                write_atomic(os.path.join(out_dir, f"{metric.accuracy_stem}{suffix}.png"),
+                             accuracy_plot(table, rows, catalog, metric.plot_value, metric.accuracy_label))
     write_atomic(os.path.join(out_dir, "report.md"), (header + text).encode("utf-8"))
     return text

@@ -1,7 +1,7 @@
 """THE benchmark result format: one JSON record per configuration, appended to a JSON-lines file.
 
-Both runners (``bench adb``, ``bench local``) write it and ``compare``/``report`` read it, so this module is
-the single definition. API: ``make_record(...)`` builds a record, ``validate_record(record)`` checks one,
+Every runner (``android_bench/runner.py``: ``bench local``, ``bench adb``, ``bench arm``) writes it and
+``compare``/``report`` read it, so this module is the single definition. API: ``make_record(...)`` builds a record, ``validate_record(record)`` checks one,
 ``append_record(path, record)`` adds it durably, ``read_records(path)`` loads a file, ``summarize(samples)``
 turns raw latencies into the statistics block.
 

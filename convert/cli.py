@@ -9,15 +9,13 @@ from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, IO_TYPES, QUA
 from convert.opversions import DEFAULT_MIN_RUNTIME
 from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_weights_with_width, parse_size, parse_width,
                                  positive_int, print_json)
-from ghostnet_tf.commands import add_family_argument
+from ghostnet_tf.commands import add_family_argument, add_model_argument
 
 
 def _add_model_arguments(p, required=True):
     source = p.add_mutually_exclusive_group(required=required)
     source.add_argument("--width", type=parse_width, help="a fresh GhostNet of this width (0.5, 1.0, 1.3, ...)")
-    source.add_argument("--model", type=_registered, metavar="NAME",
-                        help="a registered model by timm's name instead of --family/--width, e.g. ghostnetv2_100 "
-                             "(ghostnet_tf.list_models())")
+    add_model_argument(source)
     source.add_argument("--keras-model", metavar="FILE", help="a saved .keras model (GhostModule layers included)")
     add_family_argument(p)  # with --width; GhostNetV3 is built in its folded inference form
     p.add_argument("--weights", metavar="PATH", help="weights for --model/--width (checkpoint path or 'imagenet')")
@@ -101,22 +99,13 @@ def register(sub):
     p.set_defaults(func=predict_command, tensorflow=True)
 
 
-def _registered(name):
-    """--model NAME -> the registry entry (light: the registry imports no Keras)."""
-    import argparse
-
-    from ghostnet_tf.registry import get_entry
-
-    try:
-        return get_entry(name)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _resolve_model(args):
     """--model NAME is --family and --width of its registry entry."""
     if getattr(args, "model", None) is not None:
-        args.family, args.width = args.model.family, args.model.width
+        from ghostnet_tf.registry import get_entry
+
+        entry = get_entry(args.model)
+        args.family, args.width = entry.family, entry.width
 
 
 def _crop_pct(text):

@@ -23,10 +23,11 @@ def _number(minimum, maximum=None, open_low=False):
 
 def register(sub):
     p = sub.add_parser("info", help="build a GhostNet and print its parameters, MACs and per-stage table")
-    add_family_argument(p)
+    add_model_argument(p)
+    add_family_argument(p, default=None)
     p.add_argument("--reparameterized", action="store_true",
                    help="v3: the folded inference form (default: the multi-branch training form, timm's count)")
-    p.add_argument("--width", type=parse_width, default=1.0, help="channel multiplier (default 1.0)")
+    p.add_argument("--width", type=parse_width, default=None, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
     p.add_argument("--classes", type=positive_int, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
@@ -46,6 +47,8 @@ def register(sub):
     p.add_argument("-o", "--output", required=True,
                    help="OUT.keras: the best epoch's model (by validation top-1; the last without validation); "
                         "beside it OUT.last.keras, OUT.log.csv, OUT.report.json")
+    add_model_argument(p)
+    add_family_argument(p, default=None)
     p.add_argument("--width", type=parse_width, default=None, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=None, help="S or HxW (default 32)")
     p.add_argument("--classes", type=positive_int, default=None, help="default: the number of classes in DATA")
@@ -67,23 +70,51 @@ def register(sub):
     p.add_argument("--crop-pct", type=_number(0.0, 1.000001, open_low=True), default=None,
                    help="evaluation crop: fraction of the short side (default 0.875 from 96 pixels up, else 1)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest", "area"), default=None)
+    p.add_argument("--strategy", choices=("mirrored", "multi-worker"), default=None,
+                   help="mirrored (default): this host's devices; multi-worker: the hosts of TF_CONFIG, each running "
+                        "the same command (MultiWorkerMirroredStrategy; only the chief writes the files)")
     p.add_argument("--devices", type=positive_int, default=None,
-                   help="train on N devices under MirroredStrategy (GPUs, or N logical CPU devices without GPU)")
+                   help="mirrored: train on N devices under MirroredStrategy (GPUs, or N logical CPU devices "
+                        "without GPU)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run written at -o")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=train, tensorflow=True)
 
 
-def add_family_argument(p):
-    p.add_argument("--family", choices=("v1", "v2", "v3"), default="v1",
+FAMILIES = ("v1", "v2", "v3")  # registry.FAMILY_PREFIX's keys, spelled out: importing the registry loads numpy
+
+
+def add_family_argument(p, default="v1"):
+    p.add_argument("--family", choices=FAMILIES, default=default,
                    help="GhostNet (v1, default), GhostNetV2 (v2) or GhostNetV3 (v3)")
 
 
-def info(args):
-    from ghostnet_tf import build_model, format_profile, profile
+def registered_model(name):
+    """An argparse type: a registered model's name (light: the registry imports no Keras)."""
+    from ghostnet_tf.registry import get_entry
 
-    model = build_model(args.family, args.width, reparameterized=args.reparameterized,
-                        input_shape=(*args.input_size, 3), classes=args.classes)
+    try:
+        return get_entry(name).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_model_argument(p):
+    p.add_argument("--model", type=registered_model, metavar="NAME",
+                   help="a registered model by timm's name instead of --family/--width, e.g. ghostnetv2_100 "
+                        "(ghostnet_tf.list_models())")
+
+
+def info(args):
+    from ghostnet_tf import build_model, create_model, format_profile, profile
+
+    if args.model is not None and (args.family is not None or args.width is not None):
+        raise UsageError(f"--model {args.model} names the family and width; drop --family/--width")
+    kwargs = {"reparameterized": args.reparameterized, "input_shape": (*args.input_size, 3), "classes": args.classes}
+    if args.model:
+        model = create_model(args.model, **kwargs)
+    else:
+        model = build_model(args.family or "v1", args.width or 1.0, **kwargs)
     result = profile(model)
     if args.json:
         print_json(result)
@@ -104,18 +135,20 @@ def port(args):
 
 def train(args):
     from ghostnet_tf.training import train as run_training
+    from ghostnet_tf.training.config import RESUME_OPTIONS
 
     if args.data is None and not args.resume:
         raise UsageError("DATA is required (a class folder or .npz), unless --resume continues a run")
     if args.data is not None and args.resume:
         raise UsageError("--resume continues the run recorded at -o with its own DATA and options; drop DATA")
-    options = {"width": args.width, "input_size": args.input_size, "classes": args.classes, "epochs": args.epochs,
-               "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+    options = {"model": args.model, "family": args.family, "width": args.width, "input_size": args.input_size,
+               "classes": args.classes, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
                "label_smoothing": args.label_smoothing, "val": args.val, "val_split": args.val_split,
                "weights": args.weights, "freeze_backbone": args.freeze_backbone or None, "seed": args.seed,
-               "crop_pct": args.crop_pct, "interpolation": args.interpolation, "devices": args.devices}
+               "crop_pct": args.crop_pct, "interpolation": args.interpolation, "strategy": args.strategy,
+               "devices": args.devices}
     if args.resume:
-        given = [k for k, v in options.items() if v is not None and k not in ("epochs", "devices")]
+        given = [k for k, v in options.items() if v is not None and k not in RESUME_OPTIONS]
         if given:
             raise UsageError(f"--resume takes the recorded options; drop --{given[0].replace('_', '-')}")
     if args.data is not None:

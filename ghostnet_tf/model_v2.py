@@ -12,7 +12,7 @@ from ghostnet_tf.blocks import conv_bn, depthwise_bn, ghost_bottleneck, ghost_mo
 from ghostnet_tf.dfc import dfc_attention
 from ghostnet_tf.layers import batch_norm, symmetric_pad
 from ghostnet_tf.model import GhostNet, build_ghostnet
-from ghostnet_tf.registry import get_entry
+from ghostnet_tf.registry import BUILDER_NAMES, get_entry
 from ghostnet_tf.reparam import FOLDED, fold_state_dict, has_branches
 from ghostnet_tf.weights import assign_state_dict, infer_width, state_dict_from_model
 
@@ -128,8 +128,8 @@ def reparameterize(model):
     return folded
 
 
-
-FAMILIES = {"v1": GhostNet, "v2": GhostNetV2, "v3": GhostNetV3}  # the --family choices of the command line
+# The --family choices -> their builders, found by the names the registry gives them (registry.BUILDER_NAMES)
+FAMILIES = {family: globals()[name] for family, name in BUILDER_NAMES.items()}
 
 
 def build_model(family="v1", width=1.0, reparameterized=None, **kwargs):

@@ -4,14 +4,12 @@ Above both the builder and the checkpoint reader: it builds a GhostNet and fills
 import os
 
 from ghostnet_tf.files import atomic_path
-from ghostnet_tf.model import GhostNet
-from ghostnet_tf.model_v2 import GhostNetV2, GhostNetV3
+from ghostnet_tf.model_v2 import FAMILIES
 from ghostnet_tf.preprocessing import write_labels, write_transform
-from ghostnet_tf.weights import (BUILDERS, IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, checkpoint_card,
-                                 first_items, infer_classes, infer_family, infer_width, read_checkpoint)
+from ghostnet_tf.weights import (IMAGENET_CLASSES, PORT_CONFIG_ATTR, assign_state_dict, checkpoint_card, first_items,
+                                 infer_classes, infer_family, infer_width, read_checkpoint)
 
 PORT_SUFFIXES = (".weights.h5", ".keras")
-FAMILY_BUILDERS = {"ghostnet": GhostNet, "ghostnetv2": GhostNetV2, "ghostnetv3": GhostNetV3}  # weights.BUILDERS
 
 
 def port_checkpoint(src, output, width=None):
@@ -42,7 +40,8 @@ def port_checkpoint(src, output, width=None):
                          f"{classes}")
     if transform is not None:
         options["input_shape"] = (*transform.size, 3)
-    model = FAMILY_BUILDERS[family](width=width, classes=classes, **options)
+    builder = FAMILIES[family]
+    model = builder(width=width, classes=classes, **options)
     assign_state_dict(model, state, src)
     with atomic_path(output) as tmp:
         if output.lower().endswith(".keras"):
@@ -57,4 +56,4 @@ def port_checkpoint(src, output, width=None):
 
             with h5py.File(tmp, "a") as f:
                 f.attrs[PORT_CONFIG_ATTR] = model.to_json()
-    return width, classes, BUILDERS[family]
+    return width, classes, builder.__name__

@@ -12,7 +12,10 @@ from ghostnet_tf.preprocessing import Transform
 
 # timm's hub files: https://huggingface.co/timm/<tag>/resolve/main/model.safetensors
 HUB_URL = "https://huggingface.co/timm/{tag}/resolve/main/model.safetensors"
-FAMILY_PREFIX = {"v1": "ghostnet", "v2": "ghostnetv2", "v3": "ghostnetv3"}  # timm's name prefix per family
+# The families, by their --family name: timm's name prefix and the name of the builder. ghostnet_tf.model_v2.FAMILIES
+# maps each to the builder itself by that name; the modules below the builders (weights.py) name it from here.
+FAMILY_PREFIX = {"v1": "ghostnet", "v2": "ghostnetv2", "v3": "ghostnetv3"}
+BUILDER_NAMES = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3"}
 IMAGENET_TRANSFORM = Transform((224, 224))  # timm's ghostnet cfg: 224, crop 0.875, bicubic
 
 

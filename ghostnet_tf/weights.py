@@ -20,6 +20,7 @@ from ghostnet_tf.blocks import make_divisible
 from ghostnet_tf.cliutil import first_line
 from ghostnet_tf.files import atomic_path, sha256_file
 from ghostnet_tf.layers import GhostModule
+from ghostnet_tf.registry import BUILDER_NAMES
 from ghostnet_tf.reparam import fold_state_dict, has_branches
 from ghostnet_tf.spec import LAST_CHANNELS, STEM_CHANNELS
 
@@ -34,8 +35,6 @@ IMAGENET_CLASSES = 1000
 # The .weights.h5 root attribute written by `ghostnet port`: the model's JSON config, from which the file is
 # read back without the builder.
 PORT_CONFIG_ATTR = "ghostnet_tf.config"
-# timm's name prefix of each family -> its builder (named in error messages only: the builders import this module)
-BUILDERS = {"ghostnet": "GhostNet", "ghostnetv2": "GhostNetV2", "ghostnetv3": "GhostNetV3"}
 SHOWN = 3  # offenders listed per kind in an error message
 
 
@@ -102,22 +101,22 @@ def infer_width(shapes):
 
 
 def infer_family(keys):
-    """(family, reparameterized) of a checkpoint or model from its state-dict keys: the family is timm's
-    name prefix ("ghostnet", "ghostnetv2", "ghostnetv3"); reparameterized tells V3's folded form."""
+    """(family, reparameterized) of a checkpoint or model from its state-dict keys: the family is the
+    registry's ("v1", "v2", "v3"); reparameterized tells V3's folded form."""
     keys = list(keys)
     if has_branches(keys):
-        return "ghostnetv3", False
+        return "v3", False
     if any(k.endswith(".primary_conv.0.bias") for k in keys):  # only V3's folded Ghost modules have a bias
-        return "ghostnetv3", True
+        return "v3", True
     if any(".short_conv." in k for k in keys):  # the DFC attention
-        return "ghostnetv2", False
-    return "ghostnet", False
+        return "v2", False
+    return "v1", False
 
 
 def _builder_call(family, reparameterized, width):
     """How to build a model for a checkpoint, e.g. "GhostNetV3(width=1.0, reparameterized=True)"."""
     extra = ", reparameterized=True" if reparameterized else ""
-    return f"{BUILDERS[family]}(width={width}{extra})"
+    return f"{BUILDER_NAMES[family]}(width={width}{extra})"
 
 
 def infer_classes(shapes):
@@ -261,7 +260,7 @@ def _mismatch_error(path, model, model_shapes, shapes, missing, unexpected, wron
         message += "; this is not a GhostNet checkpoint"
     else:
         (family, folded), have, want = infer_family(shapes), infer_width(shapes), infer_width(model_shapes)
-        name, model_name = BUILDERS[family], BUILDERS[infer_family(model_shapes)[0]]
+        name, model_name = BUILDER_NAMES[family], BUILDER_NAMES[infer_family(model_shapes)[0]]
         form = " in the folded inference form" if folded else ""
         if (family, folded) != infer_family(model_shapes):
             message += (f"; this checkpoint is {name} width {have}{form} (the model is {model_name} width {want}): "
@@ -287,7 +286,7 @@ def load_weights(model, path):
 def assign_state_dict(model, state, source="the state dict"):
     """`load_weights` for a state dict already in memory ({timm key: array}); `source` names it in errors."""
     params = _model_params(model)
-    if has_branches(state) and infer_family(params) == ("ghostnetv3", True):
+    if has_branches(state) and infer_family(params) == ("v3", True):
         state = fold_state_dict(state)  # a training-form GhostNetV3 checkpoint into the folded model
     shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     model_shapes = {k: layout.torch_shape(tuple(var.shape)) for k, (var, layout) in params.items()}

@@ -77,11 +77,11 @@ CIFAR_TEST = FIXTURES / "cifar10_test_1000.npz"  # 100 test images per class, 32
 def arm_setup():
     """The ARM emulator's setup (``make arm``); without it the ARM tests skip, unless GHOSTNET_REQUIRE_ARM is set
     (``.ci/run`` sets it after running the setup, so in CI they run or fail, never skip)."""
-    from android_bench.arm import install
+    from android_bench.arm.emulator import Emulator, SetupError
 
     try:
-        return install.load()
-    except install.SetupError as exc:
+        return Emulator.load()
+    except SetupError as exc:
         if os.environ.get("GHOSTNET_REQUIRE_ARM"):
             pytest.fail(f"GHOSTNET_REQUIRE_ARM is set but {exc}")
         pytest.skip(f"the ARM emulator is not set up: `make arm` ({exc})")

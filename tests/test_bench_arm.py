@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 from android_bench import results
-from android_bench.arm import cpus, emulator, install
+from android_bench.arm import cpus, emulator, setup
+from android_bench.arm.emulator import Emulator
 from ghostnet_tf.runtime import make_interpreter
 from ghostnet_tf.cli import main
 
 
 @pytest.fixture(scope="module")
-def setup(arm_setup):
-    return arm_setup
+def emu(arm_setup):
+    """The emulator on its default core, Cortex-A76."""
+    return Emulator.load()
 
 
 def host_output(path, x):
@@ -35,9 +37,9 @@ def some_input(path, seed=3):
 
 
 @pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a53"])
-def test_int8_runs_bit_identical_to_the_host(setup, models, cpu):
+def test_int8_runs_bit_identical_to_the_host(emu, models, cpu):
     x = some_input(models["int8"])
-    counts, out, facts = emulator.run_on_core(setup, models["int8"], cpu, x, runs=2)
+    (counts,), out, facts = emu.on(cpu).count([models["int8"]], x, runs=2)
     expected = host_output(models["int8"], x)
     assert out.dtype == np.int8 and out.shape == expected.shape
     np.testing.assert_array_equal(out, expected)
@@ -53,28 +55,28 @@ def test_int8_runs_bit_identical_to_the_host(setup, models, cpu):
 
 
 @pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a53"])
-def test_float32_runs_and_agrees_with_the_host(setup, models, cpu):
+def test_float32_runs_and_agrees_with_the_host(emu, models, cpu):
     x = some_input(models["float"])
-    counts, out, _ = emulator.run_on_core(setup, models["float"], cpu, x, runs=1)
+    (counts,), out, _ = emu.on(cpu).count([models["float"]], x, runs=1)
     np.testing.assert_allclose(out, host_output(models["float"], x), rtol=1e-4, atol=1e-5)
     assert counts["dot_product_per_inference"] == 0 and 20_000 < counts["per_inference"] < 2_000_000
 
 
-def test_the_count_is_identical_across_processes(setup, models):
+def test_the_count_is_identical_across_processes(emu, models):
     x = some_input(models["int8"])
-    first = emulator.run_on_core(setup, models["int8"], "cortex-a76", x, runs=2)[0]
-    second = emulator.run_on_core(setup, models["int8"], "cortex-a76", x, runs=2)[0]
+    first = emu.count([models["int8"]], x, runs=2)[0]
+    second = emu.count([models["int8"]], x, runs=2)[0]
     assert first == second
 
 
-def test_without_xnnpack_the_builtin_kernels_cost_more(setup, models):
+def test_without_xnnpack_the_builtin_kernels_cost_more(emu, models):
     x = some_input(models["int8"])
-    fast = emulator.run_on_core(setup, models["int8"], "cortex-a76", x, runs=1)[0]
-    slow = emulator.run_on_core(setup, models["int8"], "cortex-a76", x, runs=1, use_xnnpack=False)[0]
+    (fast,), _, _ = emu.count([models["int8"]], x, runs=1)
+    (slow,), _, _ = emu.count([models["int8"]], x, runs=1, use_xnnpack=False)
     assert slow["per_inference"] > fast["per_inference"]
 
 
-def test_cli_writes_one_record_per_core(setup, models, tmp_path, capsys):
+def test_cli_writes_one_record_per_core(emu, models, tmp_path, capsys):
     out = tmp_path / "arm.jsonl"
     assert main(["bench", "arm", "--model", str(models["int8"]), "--cpu", "cortex-a76,cortex-a53", "--runs", "2",
                  "--json-lines", str(out)]) == 0
@@ -90,8 +92,8 @@ def test_cli_writes_one_record_per_core(setup, models, tmp_path, capsys):
     assert not any(unit in " ".join(printed) for unit in (" ms", " us", "latency"))
 
 
-def test_setup_is_idempotent(setup, capsys):
-    assert install.setup(setup["layout"].root)["plugin_sha256"] == setup["plugin_sha256"]
+def test_setup_is_idempotent(emu, capsys):
+    assert setup.install(emu.layout.root) == emu
     assert "already complete" in capsys.readouterr().out
 
 
@@ -105,7 +107,7 @@ def test_bad_options_are_one_line(models, cli, args, message):
     assert code == 2 and message in err
 
 
-def test_a_non_tflite_file_is_refused(setup, tmp_path, cli_error):
+def test_a_non_tflite_file_is_refused(emu, tmp_path, cli_error):
     bad = tmp_path / "notes.tflite"
     bad.write_text("hello")
     assert cli_error("bench", "arm", "--model", bad) == (
@@ -126,7 +128,7 @@ def test_regions_are_parsed_and_the_marker_cost_subtracted():
         "dot_product_per_inference": 40, "i8mm_per_inference": 5}]
     two = emulator.parse_regions(log + "\n" + log.replace("insns=1", "insns=2"), 3, models=2)
     assert [c["per_inference"] for c in two] == [910, 1810] and two[1]["first_inference"] == 1900
-    with pytest.raises(install.ArmError, match="reported 5 regions, expected 4"):
+    with pytest.raises(emulator.ArmError, match="reported 5 regions, expected 4"):
         emulator.parse_regions(log, 2)
 
 
@@ -190,7 +192,7 @@ def test_a_cut_model_returns_the_intermediate_tensors(models, tmp_path):
                                       full.get_tensor(model.ops[length - 1].outputs[0]))
 
 
-def test_per_block_breakdown_adds_up_to_the_count(setup, models, tmp_path, capsys):
+def test_per_block_breakdown_adds_up_to_the_count(emu, models, tmp_path, capsys):
     out = tmp_path / "arm.jsonl"
     assert main(["bench", "arm", "--model", str(models["int8"]), "--runs", "1", "--per-block",
                  "--json-lines", str(out)]) == 0
@@ -211,8 +213,8 @@ def test_per_block_breakdown_adds_up_to_the_count(setup, models, tmp_path, capsy
 
 def test_setup_without_root_names_what_to_install(tmp_path, monkeypatch, cli_error):
     """No qemu with plugin support, and no way to install it: one line saying what to install by hand."""
-    monkeypatch.setattr(install, "qemu_binary", lambda: None)
-    monkeypatch.setattr(install.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(setup, "qemu_binary", lambda: None)
+    monkeypatch.setattr(setup.os, "geteuid", lambda: 1000)
     line = cli_error("bench", "arm", "--setup", "--cache", tmp_path / "arm")
     assert line == ("ghostnet: error: install qemu-user (the dynamic build with plugin support, 7.2 or newer; "
                     "not qemu-user-static) and gcc, e.g. `sudo apt-get install qemu-user gcc`, then rerun "

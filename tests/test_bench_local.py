@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 
 from android_bench import results
-from android_bench.local_runner import realistic_input, run_local
+from android_bench.inputs import InputContract, input_contracts
+from android_bench.local_runner import LocalRunner
+from android_bench.runner import RunConfig
 from ghostnet_tf.cli import main
 
 
 @pytest.mark.parametrize("kind", ["float", "int8"])
 def test_run_local_measures_a_real_model(models, kind):
-    rec = run_local(models[kind], threads=2, runs=8, warmup=3)
+    rec = LocalRunner().measure(models[kind], RunConfig(threads=2, runs=8, warmup=3))
     results.validate_record(rec)
     assert rec["mode"] == "local" and rec["delegate"] == "xnnpack" and rec["threads"] == 2
     assert rec["runtime"]["name"] == "ai-edge-litert"
@@ -29,8 +31,8 @@ def test_run_local_measures_a_real_model(models, kind):
 
 def test_pixel_input_gets_a_photo_like_frame():
     """An int8 input with scale 1 takes [0, 255] pixels (pixel - 128): it must not get a nearly black frame."""
-    detail = {"shape": np.array([1, 64, 48, 3]), "dtype": np.int8, "quantization": (1.0, -128)}
-    values = realistic_input(detail, np.random.default_rng(1))
+    detail = {"index": 0, "shape": np.array([1, 64, 48, 3]), "dtype": np.int8, "quantization": (1.0, -128)}
+    values = InputContract.of(detail).sample(np.random.default_rng(1))
     assert values.dtype == np.int8 and values.shape == (1, 64, 48, 3)
     pixels = values.astype(np.float64) + 128
     assert 60 < pixels.mean() < 195 and pixels.std() > 40  # spread over the range, like a photo
@@ -41,15 +43,47 @@ def test_pixel_input_gets_a_photo_like_frame():
 
 def test_normalized_input_gets_an_imagenet_normalized_frame():
     """An int8 input with another scale takes ImageNet-normalized images: (pixel / 255 - mean) / std."""
-    detail = {"shape": np.array([1, 64, 48, 3]), "dtype": np.int8, "quantization": (0.02, -14)}  # covers [-2.3, 2.8]
-    real = (realistic_input(detail, np.random.default_rng(1)).astype(np.float64) + 14) * 0.02
+    detail = {"index": 0, "shape": np.array([1, 64, 48, 3]), "dtype": np.int8,
+              "quantization": (0.02, -14)}  # covers [-2.3, 2.8]
+    real = (InputContract.of(detail).sample(np.random.default_rng(1)).astype(np.float64) + 14) * 0.02
     low = (0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     high = (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     assert np.all(real.min(axis=(0, 1, 2)) >= low - 0.02) and np.all(real.max(axis=(0, 1, 2)) <= high + 0.02)
     assert real.std() > 0.5
-    floats = realistic_input({**detail, "dtype": np.float32, "quantization": (0.0, 0)}, np.random.default_rng(1),
-                             pixels=False)
+    floats = InputContract.of({**detail, "dtype": np.float32, "quantization": (0.0, 0)},
+                              declared_pixels=False).sample(np.random.default_rng(1))
     np.testing.assert_allclose(floats, real, atol=0.011)  # the same frame, quantized or not
+
+
+def test_a_float_input_takes_what_the_metadata_declares(models, tmp_path):
+    """The input contract is read from the file: a float input whose metadata declares ImageNet's
+    normalization gets normalized frames; the same file without metadata (or declaring mean 0, std 1, a
+    model normalizing inside) gets pixels, and an integer input's scale decides for it."""
+    from convert.metadata import attach, model_info
+    from ghostnet_tf.preprocessing import Transform
+    from ghostnet_tf.runtime import make_interpreter
+
+    def contract(path):
+        return input_contracts(path, make_interpreter(model_path=path))[0]
+
+    for pixels in (False, True):
+        path = tmp_path / f"pixels_{pixels}.tflite"
+        info = model_info("tiny", "float32", "float32", pixels, (32, 32), Transform((32, 32)), None)
+        path.write_bytes(attach(models["float"].read_bytes(), info))
+        assert contract(path).pixels is pixels
+    assert contract(models["float"]).pixels is True  # no metadata
+    assert contract(models["int8"]).pixels is False  # int8 with a scale other than 1: normalized
+
+
+def test_run_config_and_local_runner_refuse_what_they_cannot_do(models):
+    with pytest.raises(ValueError, match=r"need threads >= 1, runs >= 1 and warmup >= 0 \(got 0, 50, 5\)"):
+        RunConfig(threads=0)
+    with pytest.raises(ValueError, match="accelerator 'tpu'"):
+        RunConfig(accelerator="tpu")
+    assert [RunConfig(use_xnnpack=x, accelerator=a).delegate for x, a in ((True, None), (False, None), (True, "gpu"))] \
+        == ["xnnpack", "cpu", "gpu"]
+    with pytest.raises(ValueError, match="bench local runs on the CPU: it has no nnapi delegate"):
+        LocalRunner().measure(models["float"], RunConfig(accelerator="nnapi"))
 
 
 def test_cli_writes_one_record_per_thread_count(models, tmp_path, capsys):

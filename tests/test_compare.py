@@ -217,7 +217,7 @@ def test_accuracy_plot_labels_do_not_overlap():
                                    ("ghostnet_050", "float32", 4.0, 66.2), ("ghostnet_050", "int8", 3.0, 66.2),
                                    ("mobilenet_v3_small_100", "float32", 4.1, 67.4),
                                    ("mobilenet_v3_small_100", "int8", 3.1, 67.4)]]
-    figure = report.accuracy_figure("test cpu", rows)
+    figure = report.accuracy_figure("test cpu", rows, report.Catalog.of(zoo.ZOO.values()))
     renderer = figure.canvas.get_renderer()
     axes = figure.axes[0]
     boxes = {text.get_text(): text.get_window_extent(renderer) for text in axes.texts}

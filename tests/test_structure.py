@@ -46,3 +46,9 @@ def test_no_import_cycles():
         if module not in done:
             visit(module, [module])
     assert cycles == []
+
+
+def test_the_cli_families_are_the_registry_s():
+    from ghostnet_tf import commands, registry
+
+    assert commands.FAMILIES == tuple(registry.FAMILY_PREFIX)

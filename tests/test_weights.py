@@ -13,7 +13,7 @@ import pytest
 from parity import TOLERANCE, load_checkpoints, one_line_error, recipe
 from safetensors.numpy import save_file
 
-from ghostnet_tf import GhostNet, load_weights
+from ghostnet_tf import GhostNet, create_model, list_models, load_weights
 from ghostnet_tf import weights as gw
 from ghostnet_tf.registry import MODELS
 from ghostnet_tf.cli import main
@@ -80,6 +80,26 @@ def test_imagenet_weights_are_downloaded_cached_and_preprocessed(checkpoints, lo
     model = GhostNet(weights="imagenet", input_shape=(None, None, 3), classifier_activation=None)
     assert cached.is_file() and cached.name == "ghostnet_100.in1k.safetensors"
     assert_parity(model, checkpoint, normalized=False)
+
+
+# The published models whose `weights="imagenet"` a test checks against timm's logits: ghostnet_100 above,
+# ghostnetv2_100 and ghostnetv3_100 in test_ghostnet_v2_v3.py. Every other one (and any new) is loaded below.
+LOGITS_TESTED = ("ghostnet_100", "ghostnetv2_100", "ghostnetv3_100")
+
+
+@pytest.mark.parametrize("name", [n for n in list_models(pretrained=True) if n not in LOGITS_TESTED])
+def test_imagenet_weights_of_every_other_published_model(name, local_hub, tmp_path):
+    """``create_model(name, weights="imagenet")`` fetches that entry's hub file (here a local one, every tensor
+    distinct seeded data) and sets every variable from it: the builder finds the entry from its width."""
+    shapes = {k: v.shape for k, v in gw.state_dict_from_model(create_model(name, input_shape=(64, 64, 3))).items()}
+    rng = np.random.default_rng(0)
+    state = {k: rng.uniform(0.5, 1.5, shape).astype(np.float32) for k, shape in shapes.items()}
+    save_file(state, str(tmp_path / "hub.safetensors"))
+    local_hub(name, tmp_path / "hub.safetensors")
+    loaded = gw.state_dict_from_model(create_model(name, weights="imagenet", input_shape=(64, 64, 3)))
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value, err_msg=key)
 
 
 def test_imagenet_offline_is_a_clear_error(local_hub, tmp_path):

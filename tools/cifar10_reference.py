@@ -115,9 +115,10 @@ def speed(path, arm):
     host = run_local(path, threads=1, runs=200, warmup=20)["stats"]["median_us"] / 1000
     if not arm:
         return host, None
-    from android_bench.arm.emulator import emulate
+    from android_bench.arm.emulator import Emulator
+    from android_bench.runner import RunConfig
 
-    return host, emulate(path, "cortex-a76", runs=1)["instructions"]["per_inference"]
+    return host, Emulator.load().measure(path, RunConfig(runs=1))["instructions"]["per_inference"]
 
 
 def table(args):

@@ -1,5 +1,6 @@
 """``ghostnet bench adb``: benchmark_model on an Android phone over adb (the only subcommand that needs one)."""
-from android_bench.cli.common import add_common_options, add_device_options, adb_session, check_output, emit
+from android_bench.cli.common import (add_common_options, add_device_options, adb_session, check_output, emit,
+                                      run_configs)
 from ghostnet_tf.cliutil import check_distinct_paths
 
 
@@ -25,13 +26,11 @@ def run(args):
                             "--json-lines": args.json_lines})
     check_output(args.json_lines, "--json-lines")
     session = adb_session(args)
-    delegates = ["xnnpack" if args.xnnpack else "cpu"] + ["gpu"] * args.gpu + ["nnapi"] * args.nnapi
     written = 0
     try:
-        for delegate in delegates:
-            for threads in args.threads:
-                emit(session.measure(args.model, threads, delegate, args.runs, args.warmup), args.json_lines)
-                written += 1
+        for run_config in run_configs(args, [None] + ["gpu"] * args.gpu + ["nnapi"] * args.nnapi):
+            emit(session.measure(args.model, run_config), args.json_lines)
+            written += 1
     except device.DeviceLost as exc:
         kept = (f"; the {written} record(s) already in {args.json_lines} stay valid"
                 if args.json_lines and written else "")

@@ -47,11 +47,13 @@ def describe_arm(record):
 
 def run(args):
     from android_bench import results
-    from android_bench.arm import breakdown, emulator, install
+    from android_bench.arm import breakdown, setup
+    from android_bench.arm.emulator import ArmError, Emulator
+    from android_bench.runner import RunConfig
 
     try:
         if args.setup:
-            install.setup(args.cache, log=lambda message: print(message, flush=True))
+            setup.install(args.cache, log=lambda message: print(message, flush=True))
             if not args.model:
                 return
         if not args.model:
@@ -61,13 +63,14 @@ def run(args):
                              "(the per-thread split is not counted)")
         check_distinct_paths(**{"--model": args.model, "--json-lines": args.json_lines})
         check_output(args.json_lines, "--json-lines")
+        emulator = Emulator.load(args.cache, log=log)
+        run_config = RunConfig(runs=args.runs, use_xnnpack=args.xnnpack)
         for cpu in args.cpu:
-            record = emulator.emulate(args.model, cpu, runs=args.runs, use_xnnpack=args.xnnpack, cache=args.cache,
-                                      per_block=args.per_block, log=log)
+            record = emulator.on(cpu).measure(args.model, run_config, per_block=args.per_block)
             if args.json_lines:
                 results.append_record(args.json_lines, record)
             print(describe_arm(record), flush=True)
             if record.get("breakdown"):
                 print(breakdown.format_table(record["breakdown"], f"{record['model']['path']} on {cpu}"), flush=True)
-    except install.ArmError as exc:
+    except ArmError as exc:
         raise UsageError(str(exc)) from None

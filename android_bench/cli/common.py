@@ -1,5 +1,5 @@
-"""What the bench subcommands share: progress to stderr, the option types and option groups, output checks,
-the one-line record print, the phone session."""
+"""What the bench subcommands share: progress to stderr, the option types and option groups, the run
+configurations they give, output checks, the one-line record print, the phone session."""
 import argparse
 import os
 import sys
@@ -48,6 +48,14 @@ def add_common_options(parser):
     parser.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
                         help="use the XNNPACK CPU delegate (default); --no-xnnpack runs the builtin kernels")
     parser.add_argument("--json-lines", metavar="FILE", help="append one JSON record per configuration to FILE")
+
+
+def run_configs(args, accelerators=(None,)):
+    """The ``RunConfig`` of each accelerator (None: the CPU) x thread count of ``add_common_options``."""
+    from android_bench.runner import RunConfig
+
+    return [RunConfig(threads=threads, runs=args.runs, warmup=args.warmup, use_xnnpack=args.xnnpack,
+                      accelerator=accelerator) for accelerator in accelerators for threads in args.threads]
 
 
 def add_device_options(parser, binary_required=True):
@@ -103,5 +111,5 @@ def adb_session(args):
     """Connect to the phone and push the binary: the first device contact of ``bench adb`` and ``compare``."""
     from android_bench.adb_runner import AdbSession
 
-    return AdbSession(args.benchmark_binary, args.serial, args.cpu_mask, args.xnnpack, args.cooldown_s,
-                      args.max_thermal_wait_s, args.thermal_poll_s, getattr(args, "op_profile", False), log=log)
+    return AdbSession(args.benchmark_binary, args.serial, args.cpu_mask, args.cooldown_s, args.max_thermal_wait_s,
+                      args.thermal_poll_s, getattr(args, "op_profile", False), log=log)

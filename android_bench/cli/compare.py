@@ -84,13 +84,14 @@ def run(args):
     # The ARM table: always for --target arm; with --target local when set up (or as --arm/--no-arm say).
     wanted_arm = True if args.target == "arm" else args.arm if args.target == "local" else bool(args.arm)
     arm_cores = args.cpu if compare.arm_available(wanted_arm, log) else ()
+    from android_bench.local_runner import LocalRunner
+
     # The phone is connected before the conversions, so a missing device fails in seconds, not minutes.
-    measure = (compare.adb_measure(adb_session(args), options) if args.target == "adb"
-               else None if args.target == "arm" else compare.local_measure(options, args.xnnpack))
+    runner = adb_session(args) if args.target == "adb" else None if args.target == "arm" else LocalRunner()
     if not args.weights:
         log("compare: random weights (no --weights): latency, size and instruction counts are real; the accuracy "
             "plots place each model at its architecture's published top-1, hollow")
     os.makedirs(out_dir, exist_ok=True)
     print(compare.run_compare(entries, args.input_size, sorted({1, *args.threads}), options, out_dir, args.cache_dir,
-                              measure, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack,
+                              runner, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack,
                               command=getattr(args, "command_line", None)))

@@ -1,5 +1,5 @@
 """``ghostnet bench local``: LiteRT in this process, on this machine or an ARM Linux board."""
-from android_bench.cli.common import add_common_options, check_output, emit
+from android_bench.cli.common import add_common_options, check_output, emit, run_configs
 from ghostnet_tf.cliutil import check_distinct_paths
 
 
@@ -11,10 +11,10 @@ def add(bench_sub):
 
 
 def run(args):
-    from android_bench.local_runner import run_local
+    from android_bench.local_runner import LocalRunner
 
     check_distinct_paths(**{"--model": args.model, "--json-lines": args.json_lines})
     check_output(args.json_lines, "--json-lines")
-    for threads in args.threads:
-        emit(run_local(args.model, threads=threads, runs=args.runs, warmup=args.warmup, use_xnnpack=args.xnnpack),
-             args.json_lines)
+    runner = LocalRunner()
+    for run_config in run_configs(args):
+        emit(runner.measure(args.model, run_config), args.json_lines)

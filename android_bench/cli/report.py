@@ -24,5 +24,6 @@ def run(args):
         raise UsageError(f"results file {args.results!r} does not exist")
     out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
     check_folder(out_dir, "--out")
-    print(report.write_report(args.results, out_dir, args.baseline, getattr(args, "command_line", None)))
+    catalog = report.Catalog.of(zoo.ZOO.values(), zoo.DEFAULT_BASELINE)
+    print(report.write_report(args.results, out_dir, catalog, args.baseline, getattr(args, "command_line", None)))
     print(f"report: report.md, report.csv and plots in {out_dir}")

@@ -1,4 +1,5 @@
-"""``ghostnet bench arm --setup``: everything the ARM emulation needs, in one cache folder, in well under a minute.
+"""``ghostnet bench arm --setup`` (``install()``): everything the ARM emulation needs, in one cache folder, in
+well under a minute.
 
 What goes where (``~/.cache/ghostnet-tf/arm`` unless ``$GHOSTNET_ARM_CACHE`` says otherwise):
     rootfs/      an aarch64 Debian userland with Python, unpacked from arm64 .debs (no emulation, no chroot)
@@ -12,9 +13,10 @@ What goes where (``~/.cache/ghostnet-tf/arm`` unless ``$GHOSTNET_ARM_CACHE`` say
 The faster route was measured against the alternative: debootstrap plus a second stage under emulation
 takes about 8 minutes; downloading 28 arm64 .debs, ``dpkg -x`` and pip's ``--platform`` take about 15 s.
 Host tools (qemu-user, gcc) are installed with apt-get when running as root; elsewhere the error names them.
+What a complete, current setup is (its layout, the manifest it must match) is ``emulator.py``'s: it reads
+the setup this module writes.
 """
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -22,58 +24,15 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-from importlib import resources
-from importlib.metadata import version
 
-from android_bench.arm import cpus
+from android_bench.arm.emulator import (ARM64_PACKAGES, GUEST_PYTHON, WHEEL_PLATFORM, Emulator, Layout, SetupError,
+                                        expected_manifest, plugin_source, qemu_binary, qemu_version)
 from ghostnet_tf.files import write_atomic
 
-GUEST_PYTHON = "3.11"
-WHEEL_PLATFORM = "manylinux_2_27_aarch64"
-# The arm64 packages of a Python 3.11 userland, and the libraries its stdlib modules load.
-ARM64_PACKAGES = (
-    "python3.11-minimal libpython3.11-minimal libpython3.11-stdlib media-types libc6 libgcc-s1 libstdc++6 "
-    "libexpat1 zlib1g libffi8 libssl3 libbz2-1.0 liblzma5 libsqlite3-0 libncursesw6 libtinfo6 libreadline8 "
-    "libuuid1 libcrypt1 libnsl2 libtirpc3 libdb5.3 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 "
-    "libcom-err2 libkeyutils1").split()
 HOST_PACKAGES = ("qemu-user", "gcc")
 MANUAL = ("install qemu-user (the dynamic build with plugin support, 7.2 or newer; not qemu-user-static) and gcc, "
           "e.g. `sudo apt-get install qemu-user gcc`, then rerun `ghostnet bench arm --setup`")
-
-
-class ArmError(RuntimeError):
-    """An emulated run cannot give a trustworthy count; the message says why, in one line."""
-
-
-class SetupError(ArmError):
-    """The emulator cannot be set up (or is not set up yet); the message says what the user must do."""
-
-
-class Layout:
-    """Where each part of a setup lives inside the cache folder ``root``."""
-
-    def __init__(self, root):
-        self.root = root
-        self.rootfs = os.path.join(root, "rootfs")
-        self.site = os.path.join(root, "site")
-        self.plugin = os.path.join(root, "counter.so")
-        self.cores = os.path.join(root, "cores")
-        self.manifest = os.path.join(root, "setup.json")
-        self.work = os.path.join(root, "work")
-        self.python = os.path.join(self.rootfs, "usr", "bin", f"python{GUEST_PYTHON}")
-
-
-def default_cache():
-    if os.environ.get("GHOSTNET_ARM_CACHE"):
-        return os.environ["GHOSTNET_ARM_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "ghostnet-tf", "arm")
-
-
-def plugin_source():
-    return resources.files("android_bench.arm").joinpath("counter.c").read_bytes()
 
 
 def _run(command, what, env=None, cwd=None):
@@ -88,23 +47,6 @@ def _run(command, what, env=None, cwd=None):
     return done.stdout
 
 
-def qemu_binary():
-    """The dynamic qemu-aarch64 (plugins need it), or None."""
-    path = shutil.which("qemu-aarch64")
-    if path is None:
-        return None
-    try:
-        help_text = subprocess.run([path, "-h"], capture_output=True, text=True).stdout
-    except OSError:
-        return None
-    return path if "-plugin" in help_text else None
-
-
-def qemu_version(path):
-    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-    return out.splitlines()[0].replace("qemu-aarch64 version ", "").strip() if out else "unknown"
-
-
 def _host_tools(log):
     """qemu-aarch64 with plugin support and a C compiler; installed with apt-get when we are root."""
     if platform.system() != "Linux":
@@ -116,12 +58,12 @@ def _host_tools(log):
         raise SetupError(MANUAL)
     log(f"  installing {' '.join(HOST_PACKAGES)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *HOST_PACKAGES]
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *HOST_PACKAGES]
     try:
-        _run(install, "apt-get install", env=env)
+        _run(command, "apt-get install", env=env)
     except SetupError:
         _run(["apt-get", "update", "-q"], "apt-get update", env=env)
-        _run(install, "apt-get install", env=env)
+        _run(command, "apt-get install", env=env)
     if not qemu_binary():
         raise SetupError("apt-get installed qemu-user but its qemu-aarch64 has no plugin support; " + MANUAL)
 
@@ -237,108 +179,18 @@ def _wheels(layout, work, litert_version):
     os.replace(staging, layout.site)
 
 
-def _wanted(qemu):
-    return {"qemu": qemu, "ai_edge_litert": version("ai-edge-litert"),
-            "plugin_sha256": hashlib.sha256(plugin_source()).hexdigest(), "packages": ARM64_PACKAGES}
-
-
-# Run in each new core's guest: it must start, import LiteRT and numpy, and print the AT_HWCAP (16) and
-# AT_HWCAP2 (26) words qemu hands the emulated core, i.e. its features.
-PROBE = ("import ctypes, numpy, ai_edge_litert.interpreter; g = ctypes.CDLL(None).getauxval; "
-         "g.restype = ctypes.c_ulong; print(g(16), g(26))")
-
-
-def _guest_env(prefix, layout):
-    """A fixed, minimal environment: the count of a run depends on nothing the user's shell happens to set."""
-    return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": layout.site, "QEMU_LD_PREFIX": prefix}
-
-
-def run_guest(setup, core, prefix, args, plugin_log=None, timeout=1800):
-    """The emulated Python on ``core`` with the guest root ``prefix`` (and the counting plugin writing to
-    ``plugin_log``); the finished process."""
-    command = [setup["qemu_path"], "-cpu", core]
-    if plugin_log:
-        command += ["-plugin", setup["layout"].plugin, "-d", "plugin", "-D", plugin_log]
-    command += [setup["layout"].python, *args]
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=_guest_env(prefix, setup["layout"]))
-    except subprocess.TimeoutExpired:
-        raise ArmError(f"the emulated run on {core} did not finish within {timeout} s") from None
-
-
-def core_prefix(setup, name):
-    """The guest root for one core: the userland, plus the /proc/cpuinfo and /sys CPU lists of a one-core
-    phone with that core's MIDR and the features qemu gives it. Made once, then reused."""
-    layout = setup["layout"]
-    prefix = os.path.join(layout.cores, name)
-    facts_path = os.path.join(prefix, "core.json")
-    if os.path.exists(facts_path):
-        with open(facts_path, encoding="utf-8") as handle:
-            return prefix, json.load(handle)
-    os.makedirs(layout.cores, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=layout.cores)  # private: two runs may race here
-    try:
-        cpu_dir = os.path.join(staging, "sys", "devices", "system", "cpu")
-        os.makedirs(cpu_dir)
-        os.makedirs(os.path.join(staging, "proc"))
-        for entry in os.listdir(layout.rootfs):
-            os.symlink(os.path.join(layout.rootfs, entry), os.path.join(staging, entry))
-        for listing in ("possible", "present", "online"):
-            with open(os.path.join(cpu_dir, listing), "w", encoding="utf-8") as handle:
-                handle.write("0\n")
-        probe = run_guest(setup, name, staging, ["-c", PROBE], timeout=120)
-        if probe.returncode != 0:
-            raise ArmError(f"the emulated Python does not start on {name}: "
-                           f"{' | '.join(probe.stderr.strip().splitlines()[-3:])}")
-        features = cpus.features(*(int(v) for v in probe.stdout.split()))
-        with open(os.path.join(staging, "proc", "cpuinfo"), "w", encoding="utf-8") as handle:
-            handle.write(cpus.cpuinfo_text(name, features))
-        facts = {"cpu": name, "midr": f"0x{cpus.CORES[name].midr:08x}", "features": features}
-        with open(os.path.join(staging, "core.json"), "w", encoding="utf-8") as handle:
-            json.dump(facts, handle)
-        try:
-            os.rename(staging, prefix)
-        except OSError:  # another run made it first: theirs is the same
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    with open(facts_path, encoding="utf-8") as handle:
-        return prefix, json.load(handle)
-
-
-def _smoke_test(current):
+def _smoke_test(emulator):
     """The emulated Python starts on the default cores and imports LiteRT (their guest roots are made here)."""
     for name in ("cortex-a76", "cortex-a53"):
-        core_prefix(current, name)
+        emulator.on(name).guest_root()
 
 
-def load(cache=None):
-    """The set-up cache's manifest (with ``layout``); SetupError telling how to set it up otherwise."""
-    layout = Layout(os.path.abspath(cache or default_cache()))
-    qemu = qemu_binary()
+def install(cache=None, log=print):
+    """Install what the emulation needs and return its ``Emulator`` (idempotent: a complete, current setup
+    returns at once)."""
+    layout = Layout.at(cache)
     try:
-        with open(layout.manifest, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):
-        manifest = None
-    if manifest is None or qemu is None:
-        raise SetupError(f"the ARM emulator is not set up in {layout.root}: run `ghostnet bench arm --setup` "
-                         "(or `make arm`) first")
-    wanted = _wanted(qemu_version(qemu))
-    stale = [key for key in wanted if manifest.get(key) != wanted[key]]
-    if stale:
-        raise SetupError(f"the ARM emulator in {layout.root} was set up for another {', '.join(stale)}: "
-                         "rerun `ghostnet bench arm --setup`")
-    return {**manifest, "layout": layout, "qemu_path": qemu}
-
-
-def setup(cache=None, log=print):
-    """Install what the emulation needs (idempotent: a complete, current setup returns at once)."""
-    layout = Layout(os.path.abspath(cache or default_cache()))
-    try:
-        current = load(layout.root)
+        current = Emulator.load(layout.root)
         log(f"arm setup: already complete in {layout.root}")
         return current
     except SetupError:
@@ -362,7 +214,7 @@ def setup(cache=None, log=print):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     step("host tools (qemu-user, gcc)", _host_tools, log)
-    wanted = _wanted(qemu_version(qemu_binary()))
+    wanted = expected_manifest(qemu_version(qemu_binary()))
     step("counting plugin", _build_plugin, layout, work, log)
     step("aarch64 userland", _userland, layout, work, log)
     step("aarch64 LiteRT and numpy wheels", _wheels, layout, work, wanted["ai_edge_litert"])
@@ -370,7 +222,7 @@ def setup(cache=None, log=print):
     manifest = {**wanted, "guest_python": GUEST_PYTHON, "wheel_platform": WHEEL_PLATFORM, "seconds": seconds}
     write_atomic(layout.manifest, json.dumps(manifest, indent=2).encode())
     shutil.rmtree(work, ignore_errors=True)
-    current = load(layout.root)
+    current = Emulator.load(layout.root)
     step("emulated Cortex-A76 and Cortex-A53 (LiteRT imports)", _smoke_test, current)
     log(f"arm setup: complete in {time.perf_counter() - started:.0f} s ({layout.root})")
     return current
