@@ -107,6 +107,8 @@ def format_conversion(report):
         lines.append(f"  {check.replace('_', ' '):<22}{_check(result['ok'])}")
         lines += [f"    {o['ops']}: {o['tensor']}" for o in result["offenders"]]
     lines.append(f"  {'ops':<22}" + ", ".join(f"{name} {count}" for name, count in audit["ops"].items()))
+    if audit.get("xnnpack"):  # reports written before the audit counted partitions have none
+        lines.append(f"  {'xnnpack':<22}{_partitions(audit['xnnpack'])}")
     lines.append(f"  {'op versions':<22}" + ", ".join(f"{name} v{v}" for name, v in audit["op_versions"].items()))
     lines.append(f"  {'min runtime':<22}TFLite {audit['min_runtime_version'] or 'not recorded'}")
     if report.get("metadata"):
@@ -131,6 +133,15 @@ def format_conversion(report):
             lines.append(f"    {error:>8}  {row['op']:<18} {row['tensor']}")
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def _partitions(found):
+    """'1 partition, 359 of 361 ops delegated (not: QUANTIZE 2)': more than one means ops left the delegate."""
+    if not found["partitions"]:
+        return f"not applied by this runtime ({found['ops']} ops on the builtin kernels)"
+    left = ", ".join(f"{name} {count}" for name, count in found["not_delegated"].items())
+    return (f"{found['partitions']} partition{'s' * (found['partitions'] > 1)}, {found['delegated_ops']} of "
+            f"{found['ops']} ops delegated" + (f" (not: {left})" if left else ""))
 
 
 def _keep_float_lines(section, kept):

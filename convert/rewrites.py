@@ -16,6 +16,10 @@ fused-small-ghost  A ghost module with at most 8 intrinsic channels (the int8 co
     channels anyway) becomes one conv to 2x the channels (the intrinsic maps twice) and one depthwise conv
     that passes the first half through (a 1 at the centre) and makes the ghost maps from the second: no concat.
     int8 only: in float the wider depthwise conv costs more than the concat it saves.
+depthwise-pool  GhostNetV2/V3's DFC gates open with a 2x2 average pool, which XNNPACK has no int8 kernel
+    for: each of the 14 left the delegate and split the int8 graph into 15 partitions. A 2x2 stride-2
+    depthwise conv of 1/4s (exact in float, the 1/4s exact in int8) is the same average and stays inside.
+    int8 only: XNNPACK takes the float pool.
 
 Measured on GhostNet-1.0x at 224 (instructions per inference, A76 / A53), each rewrite alone:
 fold-normalization int8 -5.68 M / -5.68 M, float32 -2.40 M / -2.39 M; late-ghost-concat int8 -0.18 / -0.18,
@@ -25,9 +29,10 @@ import functools
 
 import numpy as np
 
-REWRITES = ("fold-normalization", "late-ghost-concat", "fused-small-ghost")
+REWRITES = ("fold-normalization", "late-ghost-concat", "fused-small-ghost", "depthwise-pool")
 FLOAT_REWRITES = ("fold-normalization", "late-ghost-concat")  # the ones that pay for float kernels
 SMALL_GHOST = 8  # intrinsic channels up to which the fused form pays (measured at 112x112)
+POOL = (2, 2)  # the DFC gate's average pool (size = stride)
 
 
 def default_rewrites(quantize):
@@ -70,11 +75,20 @@ def _constant(value):
 
 
 def _depthwise(kernel, bias, strides=1, padding="valid", activation=None, name=None):
+    """A depthwise conv with these weights; ``bias`` None: without bias."""
     from keras import layers
 
     return layers.DepthwiseConv2D(kernel.shape[0], strides=strides, padding=padding, activation=activation,
-                                  depthwise_initializer=_constant(kernel), bias_initializer=_constant(bias),
-                                  name=name)
+                                  use_bias=bias is not None, depthwise_initializer=_constant(kernel),
+                                  bias_initializer=_constant(0.0 if bias is None else bias), name=name)
+
+
+def _is_dfc_pool(layer):
+    """The 2x2 stride-2 unpadded average pool that opens a DFC gate (ghostnet_tf.dfc)."""
+    from keras import layers
+
+    return (isinstance(layer, layers.AveragePooling2D) and layer.name.endswith(".pool")
+            and tuple(layer.pool_size) == POOL and tuple(layer.strides) == POOL and layer.padding == "valid")
 
 
 class _Plan:
@@ -93,6 +107,7 @@ class _Plan:
                       and l.init_channels <= SMALL_GHOST and l.kernel_size == 1 and l.strides == 1}
         self.late = {l.name for l in ghosts if "late-ghost-concat" in names and l.name not in self.fused
                      and l.name.endswith(".ghost1") and l.name[: -len(".ghost1")] + ".conv_dw" in self.layers}
+        self.pools = {l.name for l in model.layers if "depthwise-pool" in names and _is_dfc_pool(l)}
         self.split = {}  # id(tensor) -> (first half, second half) of a concat not yet made
         self.bn_folded = set()  # BN layers folded into the split depthwise convs before them
         self.offset = self._stem_offset(input_size) if self.fold else None
@@ -126,6 +141,10 @@ class _Plan:
         if name in self.late:
             self._note("late-ghost-concat")
             return self._split_ghost(layer, args[0])
+        if name in self.pools:
+            self._note("depthwise-pool")
+            kernel = np.full((*POOL, args[0].shape[-1], 1), 1.0 / np.prod(POOL), np.float32)
+            return _depthwise(kernel, None, strides=POOL, name=f"{name}_depthwise")(args[0])
         parts = self.split.get(id(args[0])) if args else None
         if parts is not None and isinstance(layer, layers.ZeroPadding2D):
             return self._keep_split(layers.Concatenate(), [layer(p) for p in parts])
@@ -222,7 +241,7 @@ def apply(model, input_size, names):
     if not names:
         return model, []
     plan = _Plan(model, input_size, names)
-    if not (plan.fold or plan.fused or plan.late):
+    if not (plan.fold or plan.fused or plan.late or plan.pools):
         return model, []
     rewritten = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=plan.call)
     return rewritten, plan.applied

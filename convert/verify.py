@@ -1,6 +1,7 @@
-"""What a converted model really is: op histogram, the all-int8 audit, graph hygiene, and the fidelity
-of its outputs against the Keras float model. Read with the builtin kernels only (no XNNPACK), so the
-op list is the graph itself and not one delegate node."""
+"""What a converted model really is: op histogram, the all-int8 audit, graph hygiene, the XNNPACK
+partitions, and the fidelity of its outputs against the Keras float model. Read with the builtin kernels
+only (no XNNPACK), so the op list is the graph itself and not one delegate node; the partitions come from a
+second, delegated interpreter."""
 import re
 from collections import Counter
 
@@ -173,6 +174,27 @@ def split_kept(graph, offenders, kept_layers):
     return remaining, list(kept.values())
 
 
+def xnnpack_partitions(content):
+    """How XNNPACK takes the model: its partitions (delegate nodes), the ops inside them and the ops it
+    left to the builtin kernels. Each op left out between two partitions splits the graph (a tensor leaves
+    the delegate and comes back); at the edges (an input QUANTIZE, an int8 SOFTMAX) it only costs itself."""
+    interpreter = make_interpreter(model_content=content, num_threads=1)
+    ops = interpreter._get_ops_details()  # the model's ops, then one DELEGATE node per partition
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    producer = {t: op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    inside = set()
+    for delegate in delegates:  # a partition: the ops between the delegate node's inputs and its outputs
+        bounds, todo = set(delegate["inputs"]), list(delegate["outputs"])
+        while todo:
+            op = producer.get(todo.pop())
+            if op is not None and op["index"] not in inside:
+                inside.add(op["index"])
+                todo += [t for t in op["inputs"] if t >= 0 and t not in bounds]
+    left = [op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in inside]
+    return {"partitions": len(delegates), "delegated_ops": len(inside), "ops": len(inside) + len(left),
+            "not_delegated": dict(Counter(left).most_common())}
+
+
 def audit(content, quantize, kept_layers=()):
     """Op histogram, input/output quantization, hygiene and (for int8) the all-int8 audit of a model;
     ``kept_layers``: the layers whose ops were kept in float on purpose (``--keep-float``)."""
@@ -183,6 +205,7 @@ def audit(content, quantize, kept_layers=()):
         "input": graph.io_detail(graph.interpreter.get_input_details()[0]),
         "output": graph.io_detail(graph.interpreter.get_output_details()[0]),
         "hygiene": hygiene(graph),
+        "xnnpack": xnnpack_partitions(content),
         "int8": None,
         "op_versions": op_versions(content),
         "min_runtime_version": min_runtime_version(content),
