@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from android_bench import report, results
+from android_bench.arm import estimate
 from android_bench.runner import RunConfig
 from android_bench.zoo import DEFAULT_BASELINE, ZOO
 from ghostnet_tf.files import atomic_path, write_atomic
@@ -242,10 +243,11 @@ def arm_available(wanted, log=lambda message: None):
 
 
 def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, runner, jobs=2,
-                baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True, command=None):
+                baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True, command=None, devices=()):
     """Convert (or reuse), then measure into ``out_dir``/results.jsonl: with ``runner`` (None: no latency) at
     each of ``threads_list`` round by round, and on each emulated core of ``arm_cores`` once (counts are
-    exact), ``jobs`` at a time; write the report there; returns the markdown."""
+    exact), ``jobs`` at a time; write the report there (with ms estimated on the phones ``devices``); returns
+    the markdown."""
     results_path = os.path.join(out_dir, "results.jsonl")
     start = time.perf_counter()
     converted = convert_zoo(entries, input_size, cache_dir, options, jobs, log)
@@ -261,7 +263,7 @@ def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, 
         for core in arm_cores:
             benchmark_rounds(entries, converted, emulator.on(core), counted, 1, results_path, jobs, log)
     text = report.write_report(results_path, out_dir, report.Catalog.of(ZOO.values(), DEFAULT_BASELINE), baseline,
-                               command)
+                               command, estimate.estimator(devices))
     log(f"compare: conversions {converted_s:.0f} s, total {time.perf_counter() - start:.0f} s; "
         f"results.jsonl, report.md, CSV and plots in {out_dir}")
     return text

@@ -368,17 +368,43 @@ def provenance(records, command=None):
     return "\n".join(lines) + "\n\n"
 
 
-def write_report(results_path, out_dir, catalog, baseline=None, command=None):
+ESTIMATE_COLUMNS = ("model", "precision", "instructions", "estimated_ms", "error_pct", "basis")
+
+
+def estimate_markdown(estimates, notes):
+    out = io.StringIO()
+    out.write("## Estimated milliseconds on published phones (not measured)\n\n"
+              "Each figure is the count above times one scale (ms per instruction) fit on the published "
+              "single-thread latencies of the MobileNets on that phone (`android_bench/arm/reference_latency.csv`); "
+              "± is the largest leave-one-out relative error of that fit (docs/arm.md of ghostnet-tf). An estimate, "
+              "never a measurement.\n\n")
+    for heading, rows in estimates.items():
+        out.write(f"### {heading}\n\n| model | precision | instructions (M) | estimated (ms) | ± (%) | basis |\n"
+                  "|---|---|---|---|---|---|\n")
+        for r in rows:
+            out.write(f"| {r['model']} | {r['precision']} | {r['instructions'] / 1e6:.2f} | {r['estimated_ms']:.1f} "
+                      f"| {r['error_pct']:.1f} | {r['basis']} |\n")
+        out.write("\n")
+    out.write("".join(f"- not estimated: {note}\n" for note in notes) + ("\n" if notes else ""))
+    return out.getvalue()
+
+
+def write_report(results_path, out_dir, catalog, baseline=None, command=None, estimator=None):
     """Write report.md, and per metric its CSV and per-table PNGs (report.csv and latency plots;
     instructions.csv and instruction plots per emulated core) into ``out_dir``; return the markdown.
     ``baseline``: the model of the ratio column, which must be in the results (None: the catalog's, if
-    measured). ``command``: the command line that produced the results, for the header."""
+    measured). ``command``: the command line that produced the results, for the header. ``estimator``:
+    instruction tables -> (estimate tables, notes) (``arm.estimate.estimator``): milliseconds estimated on
+    published phones, written apart from the counts (estimates.csv)."""
     records = results.read_records(results_path)
     if not records:
         raise ValueError(f"{results_path}: no benchmark records in the file")
     names = sorted({_label(r)[0] for r in records})
     if baseline is not None and baseline not in names:
         raise ValueError(f"--baseline: {baseline!r} is not among the measured models ({', '.join(names)})")
+    if estimator and not any(metric_of(r) is INSTRUCTIONS for r in records):
+        raise ValueError("--device: estimates come from instruction counts, and the results have no arm-emulated "
+                         "records (run with --target arm, or bench arm)")
     baseline = baseline or catalog.baseline
     os.makedirs(out_dir, exist_ok=True)
     text = ""
@@ -397,5 +423,9 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None):
             if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
                 write_atomic(os.path.join(out_dir, f"{metric.accuracy_stem}{suffix}.png"),
                              accuracy_plot(table, rows, catalog, metric.plot_value, metric.accuracy_label))
+        if estimator and metric is INSTRUCTIONS:
+            estimates, notes = estimator(tables)
+            text += estimate_markdown(estimates, notes)
+            write_atomic(os.path.join(out_dir, "estimates.csv"), csv_text(estimates, ESTIMATE_COLUMNS).encode("utf-8"))
     write_atomic(os.path.join(out_dir, "report.md"), (header + text).encode("utf-8"))
     return text

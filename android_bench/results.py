@@ -35,6 +35,10 @@ A record (``schema == "ghostnet-bench/1"``)::
                 host_machine, max_abs_diff (in the output's own units), bit_exact, output_dtype}
     breakdown   optional, arm-emulated with --per-block: {ops: [{index, op, block, resolution, instructions,
                 dot_product}], by_block, by_op, by_resolution: {name: instructions}}
+    estimates   optional, arm-emulated with --device: milliseconds ESTIMATED (never measured) from the count on
+                published phones (android_bench/arm/estimate.py), kept apart from the exact counts:
+                [{device, device_name, precision, ms, error_pct, error_kind, scale_ms_per_m_instructions,
+                emulated_core, basis, note}]
     label       optional, set by ``bench compare``: {name, precision, round, params, macs, top1,
                 top1_agreement_pct, conversion_s}; the report groups rounds by name and precision
 """
@@ -153,6 +157,11 @@ def _validate_instructions(record):
     agreement = record.get("host_agreement")
     if not isinstance(agreement, dict) or not isinstance(agreement.get("bit_exact"), bool):
         raise ValueError("an arm-emulated benchmark record needs host_agreement with bit_exact")
+    estimates = record.get("estimates")
+    if estimates is not None and not (isinstance(estimates, list) and all(
+            isinstance(e, dict) and isinstance(e.get("device"), str) and _is_number(e.get("ms"))
+            and _is_number(e.get("error_pct")) and isinstance(e.get("basis"), str) for e in estimates)):
+        raise ValueError("benchmark record's estimates must be a list of {device, ms, error_pct, basis, ...}")
     split = record.get("breakdown")
     if split is not None and not (isinstance(split, dict) and isinstance(split.get("ops"), list)
                                   and all(isinstance(split.get(k), dict) for k in ("by_block", "by_op", "by_resolution"))):

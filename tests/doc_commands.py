@@ -32,6 +32,7 @@ NOT_RUN = {
         'make run RUN_ARGS="--models ghostnet_100,mobilenet_v3_large_075 --threads 2,4 --rounds 5"',
         'make run RUN_ARGS="--models ghostnet_100,ghostnetv2_100,ghostnetv3_100,mobilenet_v3_large_075"',
         "ghostnet bench compare --target arm --cpu cortex-a76,cortex-a53",
+        "ghostnet bench compare --target arm --cpu cortex-a76 --device pixel-3,pixel-3a",
     ),
     "runs the test suite this test is part of (minutes)": (
         "make test",
@@ -98,6 +99,7 @@ NOT_RUN = {
         "ghostnet bench arm --model ghostnet_100_int8.tflite --cpu cortex-a76,cortex-a53",
         "ghostnet bench arm --model ghostnet_1.0_224_int8.tflite --cpu cortex-a76,cortex-a53 --json-lines arm.jsonl",
         "ghostnet bench arm --model ghostnet_1.0_224_int8.tflite --cpu cortex-a76 --per-block",
+        "ghostnet bench arm --model ghostnet_1.0_224_int8.tflite --device pixel-3",
     ),
     "measures an int8 GhostNet file the reader converted (bench local; taskset: an 8-core big.LITTLE board; "
     "tests/test_bench_local.py runs small models)": (
@@ -107,6 +109,9 @@ NOT_RUN = {
     ),
     "names a run directory of the reader's (runs/<timestamp>; tests/test_bench_results.py renders reports)": (
         "ghostnet bench report runs/<timestamp>/results.jsonl",
+    ),
+    "reads the committed results of a source checkout (tests/test_estimate.py renders the same estimate tables)": (
+        "ghostnet bench report docs/results/arm/results.jsonl --device pixel-3 --out /tmp/estimates",
     ),
     "installs torch and timm from PyPI into a scratch venv, then runs timm (minutes, gigabytes)": (
         "python -m venv /tmp/timm && /tmp/timm/bin/pip install torch==2.14.1 torchvision==0.29.1 timm",

@@ -1,7 +1,7 @@
 """``ghostnet bench arm``: the real aarch64 LiteRT under qemu-user, instructions counted per inference."""
 import argparse
 
-from android_bench.arm import cpus
+from android_bench.arm import cpus, estimate
 from android_bench.cli.common import check_output, log, parse_cpus
 from ghostnet_tf.cliutil import UsageError, check_distinct_paths, positive_int
 
@@ -27,6 +27,10 @@ def add(bench_sub):
     p.add_argument("--per-block", action="store_true",
                    help="also attribute the count to blocks, op types and resolutions, by counting the model cut "
                         "after every op (minutes per core under emulation); the record carries it")
+    p.add_argument("--device", type=estimate.parse_devices, default=[], metavar="PHONE,PHONE",
+                   help="also ESTIMATE milliseconds on these published phones from the count (e.g. pixel-3; "
+                        "calibrated on the MobileNets' published latencies, with its leave-one-out error; "
+                        "docs/arm.md); the exact count is unchanged")
     p.add_argument("--json-lines", metavar="FILE", help="append one JSON record per core to FILE")
     p.add_argument("--cache", metavar="DIR",
                    help="the emulator's cache folder (default $GHOSTNET_ARM_CACHE or ~/.cache/ghostnet-tf/arm)")
@@ -63,13 +67,21 @@ def run(args):
                              "(the per-thread split is not counted)")
         check_distinct_paths(**{"--model": args.model, "--json-lines": args.json_lines})
         check_output(args.json_lines, "--json-lines")
+        other_cores = [cpu for cpu in args.cpu if cpu != estimate.EMULATED_CORE]
+        if args.device and other_cores:
+            raise UsageError(f"--device: the phone calibrations are on emulated {estimate.EMULATED_CORE} counts, "
+                             f"not {', '.join(other_cores)}; use --cpu {estimate.EMULATED_CORE}")
         emulator = Emulator.load(args.cache, log=log)
         run_config = RunConfig(runs=args.runs, use_xnnpack=args.xnnpack)
         for cpu in args.cpu:
             record = emulator.on(cpu).measure(args.model, run_config, per_block=args.per_block)
+            if args.device:
+                record["estimates"] = estimate.estimate_record(record, args.device)
             if args.json_lines:
                 results.append_record(args.json_lines, record)
             print(describe_arm(record), flush=True)
+            for figure in record.get("estimates", ()):
+                print("  " + estimate.describe(figure), flush=True)
             if record.get("breakdown"):
                 print(breakdown.format_table(record["breakdown"], f"{record['model']['path']} on {cpu}"), flush=True)
     except ArmError as exc:

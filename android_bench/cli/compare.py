@@ -4,6 +4,7 @@ import datetime
 import os
 
 from android_bench import zoo
+from android_bench.arm import estimate
 from android_bench.cli.common import add_device_options, adb_session, check_folder, log, parse_cpus
 from convert import DEFAULT_CALIBRATION_STEPS
 from ghostnet_tf.cliutil import UsageError, integer_at_least, parse_positive_list, parse_size, parse_width, positive_int
@@ -25,6 +26,9 @@ def add(bench_sub):
     p.add_argument("--arm", action=argparse.BooleanOptionalAction, default=None,
                    help="with --target local: also count instructions on the emulated --cpu cores "
                         "(default: when `ghostnet bench arm --setup` has been run)")
+    p.add_argument("--device", type=estimate.parse_devices, default=[], metavar="PHONE,PHONE",
+                   help="with the ARM table: also ESTIMATE milliseconds on these published phones (e.g. pixel-3) "
+                        f"from the {estimate.EMULATED_CORE} counts, with their leave-one-out error; not measurements")
     p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], metavar="A,B",
                    help=f"subset of the zoo: {', '.join(zoo.ZOO)}")
     p.add_argument("--width", type=lambda s: [parse_width(w) for w in s.split(",")], metavar="W,W",
@@ -84,6 +88,9 @@ def run(args):
     # The ARM table: always for --target arm; with --target local when set up (or as --arm/--no-arm say).
     wanted_arm = True if args.target == "arm" else args.arm if args.target == "local" else bool(args.arm)
     arm_cores = args.cpu if compare.arm_available(wanted_arm, log) else ()
+    if args.device and estimate.EMULATED_CORE not in arm_cores:
+        raise UsageError(f"--device: estimates need the ARM table on {estimate.EMULATED_CORE} (--target arm, or "
+                         f"--arm, with --cpu {estimate.EMULATED_CORE})")
     from android_bench.local_runner import LocalRunner
 
     # The phone is connected before the conversions, so a missing device fails in seconds, not minutes.
@@ -94,4 +101,4 @@ def run(args):
     os.makedirs(out_dir, exist_ok=True)
     print(compare.run_compare(entries, args.input_size, sorted({1, *args.threads}), options, out_dir, args.cache_dir,
                               runner, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack,
-                              command=getattr(args, "command_line", None)))
+                              command=getattr(args, "command_line", None), devices=args.device))

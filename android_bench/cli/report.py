@@ -2,6 +2,7 @@
 import os
 
 from android_bench import zoo
+from android_bench.arm import estimate
 from android_bench.cli.common import check_folder
 from ghostnet_tf.cliutil import UsageError
 
@@ -12,6 +13,9 @@ def add(bench_sub):
     p.add_argument("results", metavar="RESULTS.jsonl", help="results written by bench adb/local/compare")
     p.add_argument("--out", metavar="DIR", help="where to write (default: the results file's folder)")
     p.add_argument("--baseline", help=f"model for the ratio column (default {zoo.DEFAULT_BASELINE})")
+    p.add_argument("--device", type=estimate.parse_devices, default=[], metavar="PHONE,PHONE",
+                   help="add tables of milliseconds ESTIMATED on these published phones (e.g. pixel-3) from the "
+                        "emulated instruction counts, with their leave-one-out error; not measurements")
     p.set_defaults(func=run)
 
 
@@ -25,5 +29,6 @@ def run(args):
     out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
     check_folder(out_dir, "--out")
     catalog = report.Catalog.of(zoo.ZOO.values(), zoo.DEFAULT_BASELINE)
-    print(report.write_report(args.results, out_dir, catalog, args.baseline, getattr(args, "command_line", None)))
+    print(report.write_report(args.results, out_dir, catalog, args.baseline, getattr(args, "command_line", None),
+                              estimate.estimator(args.device)))
     print(f"report: report.md, report.csv and plots in {out_dir}")
