@@ -1,4 +1,5 @@
-"""GhostNet (arXiv 1911.11907), GhostNetV2 and GhostNetV3 for Keras 3, exact to the official/timm networks.
+"""GhostNet (arXiv 1911.11907), GhostNetV2, GhostNetV3 and RepGhostNet for Keras 3, exact to the official/timm
+networks.
 
 Names are imported on first use so that ``ghostnet --help`` does not start TensorFlow (``import keras`` takes
 seconds). The package's Keras-serializable classes are registered the moment Keras is imported (now, if it
@@ -14,6 +15,7 @@ _EXPORTS = {
     "GhostNet": "ghostnet_tf.model",
     "GhostNetV2": "ghostnet_tf.model_v2",
     "GhostNetV3": "ghostnet_tf.model_v2",
+    "RepGhostNet": "ghostnet_tf.repghost",
     "reparameterize": "ghostnet_tf.model_v2",
     "build_model": "ghostnet_tf.model_v2",
     "create_model": "ghostnet_tf.model_v2",

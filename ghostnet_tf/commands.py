@@ -26,7 +26,7 @@ def register(sub):
     add_model_argument(p)
     add_family_argument(p, default=None)
     p.add_argument("--reparameterized", action="store_true",
-                   help="v3: the folded inference form (default: the multi-branch training form, timm's count)")
+                   help="v3, rep: the folded inference form (default: the training form, timm's count)")
     p.add_argument("--width", type=parse_width, default=None, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
     p.add_argument("--classes", type=positive_int, default=1000, help="classifier outputs (default 1000)")
@@ -81,12 +81,12 @@ def register(sub):
     p.set_defaults(func=train, tensorflow=True)
 
 
-FAMILIES = ("v1", "v2", "v3")  # registry.FAMILY_PREFIX's keys, spelled out: importing the registry loads numpy
+FAMILIES = ("v1", "v2", "v3", "rep")  # registry.FAMILY_PREFIX's keys, spelled out: importing the registry loads numpy
 
 
 def add_family_argument(p, default="v1"):
     p.add_argument("--family", choices=FAMILIES, default=default,
-                   help="GhostNet (v1, default), GhostNetV2 (v2) or GhostNetV3 (v3)")
+                   help="GhostNet (v1, default), GhostNetV2 (v2), GhostNetV3 (v3) or RepGhostNet (rep)")
 
 
 def registered_model(name):

@@ -14,7 +14,8 @@ from ghostnet_tf.layers import batch_norm, symmetric_pad
 from ghostnet_tf.model import GhostNet, build_ghostnet
 from ghostnet_tf.registry import BUILDER_NAMES, get_entry
 from ghostnet_tf.reparam import FOLDED, fold_state_dict, has_branches
-from ghostnet_tf.weights import assign_state_dict, infer_width, state_dict_from_model
+from ghostnet_tf.repghost import RepGhostNet
+from ghostnet_tf.weights import assign_state_dict, infer_family, infer_width, state_dict_from_model
 
 PLAIN_BLOCKS = 2  # the first two bottlenecks have no DFC attention (timm: layer_idx > 1)
 BRANCHES = 3  # k x k conv + BN branches per re-parameterisable conv (timm's num_conv_branches)
@@ -106,18 +107,19 @@ def GhostNetV3(width=1.0, input_shape=None, include_top=True, include_preprocess
 
 
 def reparameterize(model):
-    """A new GhostNetV3 in the folded inference form with the weights of the multi-branch `model` summed
-    into single convs: the same outputs (to float rounding), fewer and cheaper layers. The new model has
-    the same configuration and name; it starts from a fresh input even if `model` was built on a tensor."""
+    """A new GhostNetV3 or RepGhostNet in the folded inference form with the weights of the training-form
+    `model` summed into single convs: the same outputs (to float rounding), fewer and cheaper layers. The new
+    model has the same configuration and name; it starts from a fresh input even if `model` was built on a
+    tensor."""
     state = state_dict_from_model(model)
     if not has_branches(state):
         raise ValueError(f"reparameterize: model {model.name!r} has no re-parameterisable branches "
-                         "(not a GhostNetV3 training-form model, or already folded)")
+                         "(not a GhostNetV3 or RepGhostNet training-form model, or already folded)")
     found = {layer.name: layer for layer in model.layers}
     head, pool = found.get("classifier"), found.get("global_pool")
     pooling = None if head is not None or pool is None else (
         "avg" if isinstance(pool, layers.GlobalAveragePooling2D) else "max")
-    folded = GhostNetV3(
+    folded = FAMILIES[infer_family(state)[0]](
         width=infer_width({k: v.shape for k, v in state.items()}), input_shape=tuple(model.inputs[0].shape[1:]),
         include_top=head is not None, include_preprocessing="preprocessing" in found, pooling=pooling,
         classes=head.units if head is not None else 1000,
@@ -130,24 +132,27 @@ def reparameterize(model):
 
 # The --family choices -> their builders, found by the names the registry gives them (registry.BUILDER_NAMES)
 FAMILIES = {family: globals()[name] for family, name in BUILDER_NAMES.items()}
+REPARAMETERIZABLE = ("v3", "rep")  # the families with a training and a folded form
 
 
 def build_model(family="v1", width=1.0, reparameterized=None, **kwargs):
-    """`GhostNet`, `GhostNetV2` or `GhostNetV3` by `family` ("v1", "v2", "v3"); for V3 `reparameterized`
-    (default True: the inference form, the one to export) chooses the form. `kwargs` go to the builder."""
+    """`GhostNet`, `GhostNetV2`, `GhostNetV3` or `RepGhostNet` by `family` ("v1", "v2", "v3", "rep"); for V3
+    and RepGhostNet `reparameterized` (default True: the inference form, the one to export) chooses the form.
+    `kwargs` go to the builder."""
     if family not in FAMILIES:
         raise ValueError(f"`family` must be one of {', '.join(FAMILIES)}, got {family!r}")
-    if family == "v3":
+    if family in REPARAMETERIZABLE:
         kwargs["reparameterized"] = True if reparameterized is None else reparameterized
     elif reparameterized:
-        raise ValueError(f"`reparameterized` applies to GhostNetV3 (family v3) only, not to family {family}")
+        raise ValueError(f"`reparameterized` applies to GhostNetV3 and RepGhostNet (families v3, rep) only, "
+                         f"not to family {family}")
     return FAMILIES[family](width, **kwargs)
 
 
 def create_model(name, weights=None, **kwargs):
     """``create_model("ghostnetv2_100", weights="imagenet")``: a registered model by timm's name
     (``ghostnet_tf.list_models()``); ``weights``: None, "imagenet" (its hub file) or a checkpoint path;
-    ``kwargs`` are the builder's (``input_shape``, ``classes``, ``include_top``, ...). GhostNetV3 comes in its
-    folded inference form unless ``reparameterized=False``."""
+    ``kwargs`` are the builder's (``input_shape``, ``classes``, ``include_top``, ...). GhostNetV3 and RepGhostNet
+    come in their folded inference form unless ``reparameterized=False``."""
     entry = get_entry(name)
     return build_model(entry.family, entry.width, weights=weights, **{"name": entry.name, **kwargs})

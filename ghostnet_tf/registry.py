@@ -14,15 +14,15 @@ from ghostnet_tf.preprocessing import Transform
 HUB_URL = "https://huggingface.co/timm/{tag}/resolve/main/model.safetensors"
 # The families, by their --family name: timm's name prefix and the name of the builder. ghostnet_tf.model_v2.FAMILIES
 # maps each to the builder itself by that name; the modules below the builders (weights.py) name it from here.
-FAMILY_PREFIX = {"v1": "ghostnet", "v2": "ghostnetv2", "v3": "ghostnetv3"}
-BUILDER_NAMES = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3"}
+FAMILY_PREFIX = {"v1": "ghostnet", "v2": "ghostnetv2", "v3": "ghostnetv3", "rep": "repghostnet"}
+BUILDER_NAMES = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3", "rep": "RepGhostNet"}
 IMAGENET_TRANSFORM = Transform((224, 224))  # timm's ghostnet cfg: 224, crop 0.875, bicubic
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str  # timm's name, and the project's everywhere (files, zoo, results)
-    family: str  # "v1" | "v2" | "v3"
+    family: str  # "v1" | "v2" | "v3" | "rep"
     width: float
     top1: float = None  # published ImageNet top-1 (%), from the family's paper; None where none was published
     pretrained: str = None  # timm's hub tag of the ImageNet weights; None where timm publishes none
@@ -45,11 +45,17 @@ def _entry(family, width, top1=None, pretrained=False):
 #   GhostNet: Han et al., arXiv 1911.11907, Table 7 (0.5x 66.2, 1.0x 73.9, 1.3x 75.7).
 #   GhostNetV2 1.0x: Tang et al., arXiv 2211.12905, Table 2 (75.3).
 #   GhostNetV3 1.0x: Liu et al., arXiv 2404.11202 (77.1).
-# Widths and hub files: timm 1.0.31's ghostnet.py default_cfgs (``.in1k`` where it has trained weights).
+#   RepGhostNet: the authors' release files (ChengpengChen/RepGhost), whose names timm 1.0.x's repghost.py
+#   default_cfgs quote, e.g. repghostnet_1_0x_142M_74.22.pth.tar (Chen et al., arXiv 2211.06088).
+# Widths and hub files: timm 1.0.31's ghostnet.py and repghost.py default_cfgs (``.in1k`` where it has trained
+# weights).
 MODELS = {e.name: e for e in (
     _entry("v1", 0.5, 66.2), _entry("v1", 1.0, 73.9, pretrained=True), _entry("v1", 1.3, 75.7),
     _entry("v2", 1.0, 75.3, pretrained=True), _entry("v2", 1.3, pretrained=True), _entry("v2", 1.6, pretrained=True),
     _entry("v3", 0.5), _entry("v3", 1.0, 77.1, pretrained=True), _entry("v3", 1.3), _entry("v3", 1.6),
+    *(_entry("rep", width, top1, pretrained=True) for width, top1 in (
+        (0.5, 66.95), (0.58, 68.94), (0.8, 72.24), (1.0, 74.22), (1.11, 75.07), (1.3, 76.37), (1.5, 77.45),
+        (2.0, 78.81))),
 )}
 
 

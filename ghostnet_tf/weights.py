@@ -1,5 +1,5 @@
-"""Load the official / timm GhostNet, GhostNetV2 and GhostNetV3 checkpoints (PyTorch names and layouts)
-into the Keras models.
+"""Load the official / timm GhostNet, GhostNetV2, GhostNetV3 and RepGhostNet checkpoints (PyTorch names and
+layouts) into the Keras models.
 
 The Keras layer names are the timm module paths, so the mapping is per layer type (`_layer_params`);
 the same table converts back (`state_dict_from_model`), which is how `.weights.h5` files written by
@@ -102,8 +102,12 @@ def infer_width(shapes):
 
 def infer_family(keys):
     """(family, reparameterized) of a checkpoint or model from its state-dict keys: the family is the
-    registry's ("v1", "v2", "v3"); reparameterized tells V3's folded form."""
+    registry's ("v1", "v2", "v3", "rep"); reparameterized tells V3's and RepGhostNet's folded forms."""
     keys = list(keys)
+    if any(".fusion_bn." in k for k in keys):  # RepGhost's identity branches
+        return "rep", False
+    if any(k.endswith(".cheap_operation.bias") for k in keys):  # RepGhost's folded cheap conv (no Sequential)
+        return "rep", True
     if has_branches(keys):
         return "v3", False
     if any(k.endswith(".primary_conv.0.bias") for k in keys):  # only V3's folded Ghost modules have a bias
@@ -272,8 +276,9 @@ def _mismatch_error(path, model, model_shapes, shapes, missing, unexpected, wron
 
 
 def load_weights(model, path):
-    """Load a checkpoint into a `GhostNet`/`GhostNetV2`/`GhostNetV3` model, strictly: every variable is set
-    exactly once. A GhostNetV3 checkpoint in timm's multi-branch layout also loads into the folded form.
+    """Load a checkpoint into a `GhostNet`/`GhostNetV2`/`GhostNetV3`/`RepGhostNet` model, strictly: every variable
+    is set exactly once. A GhostNetV3 or RepGhostNet checkpoint in timm's training layout also loads into the
+    folded form.
 
     Accepts .safetensors (timm hub), .pth/.pt PyTorch pickles (official release; needs torch), and
     .weights.h5 from `ghostnet port`. A model built with include_top=False skips conv_head and the
@@ -286,8 +291,9 @@ def load_weights(model, path):
 def assign_state_dict(model, state, source="the state dict"):
     """`load_weights` for a state dict already in memory ({timm key: array}); `source` names it in errors."""
     params = _model_params(model)
-    if has_branches(state) and infer_family(params) == ("v3", True):
-        state = fold_state_dict(state)  # a training-form GhostNetV3 checkpoint into the folded model
+    family, folded = infer_family(params)
+    if folded and has_branches(state) and infer_family(state) == (family, False):
+        state = fold_state_dict(state)  # a training-form checkpoint into the folded model of its family
     shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     model_shapes = {k: layout.torch_shape(tuple(var.shape)) for k, (var, layout) in params.items()}
     if _skip_classifier(model_shapes, shapes):

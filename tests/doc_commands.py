@@ -59,6 +59,7 @@ NOT_RUN = {
         'model = ghostnet_tf.GhostNet(width=1.0, weights="imagenet")',
         'model = GhostNet(weights="imagenet")',
         "v2 = ghostnet_tf.GhostNetV2(width=1.0)",
+        'rep = ghostnet_tf.RepGhostNet(width=1.0, weights="imagenet")',
         "ghostnet port state_dict_73.98.pth -o ghostnet_100.weights.h5",
         "ghostnet port model.safetensors -o ghostnet_100.keras",
         "ghostnet convert --family v2 --width 1.0 --weights ghostnetv2_100.in1k.safetensors --calibration ~/photos/ "

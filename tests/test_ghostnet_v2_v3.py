@@ -275,8 +275,9 @@ def test_list_models_and_the_cli_take_registered_names(capsys):
     from ghostnet_tf.cli import build_parser
 
     assert list_models("ghostnetv2_*") == ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160"]
-    assert list_models(pretrained=True) == ["ghostnet_100", "ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160",
-                                            "ghostnetv3_100"]
+    assert list_models("ghostnet*", pretrained=True) == ["ghostnet_100", "ghostnetv2_100", "ghostnetv2_130",
+                                                         "ghostnetv2_160", "ghostnetv3_100"]
+    assert len(list_models("repghostnet_*", pretrained=True)) == 8
     args = build_parser("ghostnet").parse_args(["convert", "--model", "ghostnetv3_100", "-o", "m.tflite"])
     _resolve_model(args)
     assert (args.family, args.width) == ("v3", 1.0)

@@ -5,8 +5,8 @@ torch and timm are never project dependencies. Install them in a scratch venv an
     python -m venv /tmp/timm && /tmp/timm/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
     /tmp/timm/bin/python tools/make_parity_fixtures.py
 
-For each of timm's ghostnet_050/100/130, ghostnetv2_100/130 and ghostnetv3_050/100 (or the names given
-on the command line) this fills every parameter with `synthetic_tensor` (numpy,
+For each of timm's ghostnet_050/100/130, ghostnetv2_100/130, ghostnetv3_050/100 and repghostnet_050/100/130
+(or the names given on the command line) this fills every parameter with `synthetic_tensor` (numpy,
 seeded per tensor name), calibrates the BatchNorm running statistics on random images (random BN
 statistics make the logits explode, which would hide real mismatches behind float noise), runs timm
 in eval mode on `synthetic_images` and writes tests/fixtures/parity_ghostnet_XXX.npz with:
@@ -28,12 +28,15 @@ IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), np.float32)
 WIDTHS = {"ghostnet_050": 0.5, "ghostnet_100": 1.0, "ghostnet_130": 1.3}
 # GhostNetV2 and V3 (timm >= 1.0.x), in their own tests; V3 in timm's multi-branch training form.
 WIDTHS_V2_V3 = {"ghostnetv2_100": 1.0, "ghostnetv2_130": 1.3, "ghostnetv3_050": 0.5, "ghostnetv3_100": 1.0}
+# RepGhostNet (timm >= 1.0.x), in tests/test_repghost.py, in timm's training form (with the identity branches).
+WIDTHS_REP = {"repghostnet_050": 0.5, "repghostnet_100": 1.0, "repghostnet_130": 1.3}
 # (height, width, images, seed) of the compared inputs; the odd size checks padding at every stride
 # (and, for V2, the DFC attention's pooling and nearest upsampling at odd sizes).
 CASES = {"ghostnet_050": [(224, 224, 2, 1)], "ghostnet_100": [(224, 224, 2, 1), (193, 257, 2, 2)],
          "ghostnet_130": [(224, 224, 2, 1)], "ghostnetv2_100": [(224, 224, 2, 1), (193, 257, 2, 2)],
          "ghostnetv2_130": [(224, 224, 2, 1)], "ghostnetv3_050": [(224, 224, 2, 1)],
-         "ghostnetv3_100": [(224, 224, 2, 1)]}
+         "ghostnetv3_100": [(224, 224, 2, 1)], "repghostnet_050": [(224, 224, 2, 1)],
+         "repghostnet_100": [(224, 224, 2, 1), (193, 257, 2, 2)], "repghostnet_130": [(224, 224, 2, 1)]}
 WEIGHT_SEED = 1911
 CALIBRATION = (8, 16, 1000)  # batches, images per batch, first seed (disjoint from the case seeds)
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -105,7 +108,7 @@ def _make_fixture(arch):
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False)
     params = [(k, list(v.shape)) for k, v in model.state_dict().items() if not k.endswith(".num_batches_tracked")]
-    manifest = {"arch": arch, "width": {**WIDTHS, **WIDTHS_V2_V3}[arch], "seed": WEIGHT_SEED, "params": params,
+    manifest = {"arch": arch, "width": {**WIDTHS, **WIDTHS_V2_V3, **WIDTHS_REP}[arch], "seed": WEIGHT_SEED, "params": params,
                 "cases": [list(case) for case in CASES[arch]]}
     weights = {k: torch.from_numpy(synthetic_tensor(k, tuple(s))) for k, s in params if not is_running_stat(k)}
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -143,7 +146,7 @@ def _make_fixture(arch):
 
 def main():
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    for arch in sys.argv[1:] or [*WIDTHS, *WIDTHS_V2_V3]:
+    for arch in sys.argv[1:] or [*WIDTHS, *WIDTHS_V2_V3, *WIDTHS_REP]:
         _make_fixture(arch)
 
 
