@@ -150,8 +150,8 @@ def convert_zoo(entries, input_size, cache_dir, options, jobs=2, log=lambda mess
     log(f"compare: {len(done)} models to benchmark, {cached} already converted in {cache_dir}, "
          f"{len(work)} to convert ({jobs} at a time)")
     start = time.perf_counter()
-    for count, ((entry, precision), report) in enumerate(_conversions(work, jobs), 1):
-        done[(entry.name, precision)]["report"] = report.to_json()
+    for count, ((entry, precision), conversion) in enumerate(_conversions(work, jobs), 1):
+        done[(entry.name, precision)]["report"] = conversion.to_json()
         log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
             f"({time.perf_counter() - start:.0f} s elapsed)")
     for item in done.values():

@@ -18,7 +18,6 @@ dot-product (SDOT) path, so int8 is estimated only for devices whose core has th
 3a: Cortex-A75 class), never for Pixel 1 / Pixel 2 (ARMv8.0). Anything else is refused with ValueError.
 """
 import csv
-import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
