@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, debugging, metadata, mixed, rewrites
+from convert import DEFAULT_CALIBRATION_STEPS, debugging, metadata, mixed, rewrites
 from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
 from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, per_tensor_dense
 from convert.progress import progress
@@ -177,7 +177,7 @@ class ConversionJob:
         self.held_out = self._images(spec.eval_images, spec.eval_count, "--eval-images", EVALUATION_SEED) if verify \
             else None
         self.calibration = (self._images(spec.calibration, spec.calibration_steps, "--calibration", CALIBRATION_SEED)
-                            if spec.quantize in CALIBRATED_MODES else None)
+                            if spec.calibrated else None)
 
     def _images(self, images, count, option, seed):
         return image_source(images, self.size, count, option, seed, self.show_progress, self.transform)

@@ -62,8 +62,9 @@ class ConversionSpec:
 
     @property
     def calibrated(self):
-        """Whether the mode quantizes activations (or the per-layer debugger runs), so calibration images count."""
-        return self.quantize in CALIBRATED_MODES or self.per_layer
+        """Whether the mode quantizes activations, so calibration images go into the file (--per-layer needs
+        int8, which does)."""
+        return self.quantize in CALIBRATED_MODES
 
     def key(self):
         """A short hash of everything that changes the file or its report. Paths count by where they point,
