@@ -7,7 +7,7 @@ import shlex
 import sys
 from importlib.metadata import entry_points
 
-from ghostnet_tf.cliutil import UsageError
+from ghostnet_tf.cliutil import MissingDependency, UsageError
 from ghostnet_tf.quiet import import_tensorflow_quietly
 
 ENTRY_POINT_GROUP = "ghostnet.commands"
@@ -54,7 +54,7 @@ def main(argv=None, prog="ghostnet", modules=None):
         if getattr(args, "tensorflow", False):
             import_tensorflow_quietly()
         return args.func(args) or 0
-    except (UsageError, ValueError, OSError, OverflowError) as exc:
+    except (UsageError, MissingDependency, ValueError, OSError, OverflowError) as exc:
         if os.environ.get("GHOSTNET_DEBUG"):
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -5,13 +5,17 @@ Kept apart from ``ghostnet_tf.cli`` (which discovers the subcommands) so that ``
 import argparse
 import json
 import os
+import stat
 
-from ghostnet_tf.spec import MAX_WIDTH, check_width
-
+from ghostnet_tf.spec import MAX_CLASSES, MAX_INPUT_SIDE, MAX_WIDTH, check_width
 
 
 class UsageError(Exception):
     """A problem with the user's input: printed as one line, exit status 2, no traceback."""
+
+
+class MissingDependency(ImportError):
+    """An optional package the input needs is not installed (e.g. torch for a .pth): one line, exit status 2."""
 
 
 def first_line(exc):
@@ -28,8 +32,9 @@ def parse_size(text):
         size = ()
     if len(size) == 1:
         size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 224 or 193x257 (height x width), got {text!r}")
+    if len(size) != 2 or min(size) < 1 or max(size) > MAX_INPUT_SIDE:
+        raise argparse.ArgumentTypeError(f"expected a size like 224 or 193x257 (height x width, each from 1 to "
+                                         f"{MAX_INPUT_SIDE}), got {text!r}")
     return size
 
 
@@ -41,20 +46,39 @@ def parse_width(text):
                                          f"got {text!r}") from None
 
 
-def integer_at_least(minimum):
-    """An argparse type: an integer >= ``minimum``."""
+def integer_at_least(minimum, maximum=None):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum`` if given)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum:,}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {text!r}")
         return value
     return parse
 
 
 positive_int = integer_at_least(1)
+class_count = integer_at_least(1, MAX_CLASSES)
+
+
+def check_input_file(path, option):
+    """Refuse, in one line naming ``option`` and the file, a path that is missing, not a regular file (a folder,
+    /dev/zero, a FIFO: reading it would hang or exhaust memory) or unreadable; returns the path."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"{option}: {path!r} {'does not exist' if not os.path.lexists(path) else 'cannot be read'}"
+                         f"{'' if not os.path.lexists(path) else ': ' + (exc.strerror or str(exc))}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise UsageError(f"{option}: {path!r} is {kind}; give a file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{option}: {path!r} is not readable")
+    return path
 
 
 def parse_positive_list(text):

@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers
 
 from ghostnet_tf.blocks import make_divisible
-from ghostnet_tf.cliutil import first_line
+from ghostnet_tf.cliutil import MissingDependency, first_line
 from ghostnet_tf.files import atomic_path, sha256_file
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.registry import BUILDER_NAMES
@@ -196,7 +196,7 @@ def _read_torch(path):
     try:
         import torch
     except ImportError:
-        raise ImportError(f"reading the PyTorch checkpoint {path} needs torch: pip install 'ghostnet-tf[torch]' "
+        raise MissingDependency(f"`weights`: reading the PyTorch checkpoint {path} needs torch: pip install 'ghostnet-tf[torch]' "
                           "(or use a .safetensors file, which does not)") from None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
