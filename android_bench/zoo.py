@@ -10,7 +10,7 @@ from ghostnet_tf.spec import default_name
 #   MobileNetV2 1.0: Sandler et al., arXiv 1801.04381, Table 4 (72.0).
 #   MobileNetV3: Howard et al., arXiv 1905.02244, Table 3 (Large 1.0 75.2, Large 0.75 73.3, Small 1.0 67.4).
 GHOSTNET_FAMILIES = {prefix: family for family, prefix in FAMILY_PREFIX.items()}  # zoo family -> registry family
-FAMILY_LABELS = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3"}
+FAMILY_LABELS = {"v1": "GhostNet", "v2": "GhostNetV2", "v3": "GhostNetV3", "rep": "RepGhostNet"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ZooModel:
         import keras
 
         shape = (*input_size, 3)
-        if self.family in GHOSTNET_FAMILIES:  # GhostNetV3 in its folded inference form
+        if self.family in GHOSTNET_FAMILIES:  # GhostNetV3 and RepGhostNet in their folded inference form
             from ghostnet_tf import build_model
 
             return build_model(GHOSTNET_FAMILIES[self.family], self.width, input_shape=shape, weights=weights,
@@ -58,6 +58,7 @@ ZOO = {m.name: m for m in (
     ZooModel("mobilenet_v3_large_100", "MobileNetV3-Large 1.0", "mobilenet_v3_large", 1.0, 75.2),
     # Not in the default set, to keep `make run` short (4 more conversions): --models ghostnetv2_100,...
     ghostnet_entry(1.0, "v2", default=False), ghostnet_entry(1.0, "v3", default=False),
+    *(ghostnet_entry(width, "rep", default=False) for width in (0.5, 1.0, 1.3)),
 )}
 DEFAULT_BASELINE = "mobilenet_v3_large_075"  # closest in published top-1 to GhostNet 1.0x
 QUICK_MODELS = ("ghostnet_100", "mobilenet_v3_large_075")  # the smoke run of `bench compare --quick`
