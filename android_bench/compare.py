@@ -4,6 +4,7 @@ machine drift hits all alike, then reported. ``make run`` is this command on the
 
 Library code: errors are ValueError / ChildProcessError, progress goes to a ``log(message)`` callback."""
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -15,7 +16,7 @@ from android_bench import report, results
 from android_bench.arm import estimate
 from android_bench.runner import RunConfig
 from android_bench.zoo import DEFAULT_BASELINE, ZOO
-from ghostnet_tf.files import atomic_path, write_atomic
+from ghostnet_tf.files import atomic_path, sha256_file, write_atomic
 
 PRECISIONS = ("float32", "int8")
 ARM_RUNS = 2  # counted inferences per emulated run after the first: the counts are exact, they only confirm
@@ -72,22 +73,65 @@ def conversion_key(entry, input_size, precision, options):
                   "spec": conversion_spec(precision, options).key()})
 
 
-def prepare_source(entry, input_size, cache_dir, options):
+def _load_json(path):
+    """The object in a JSON cache file, or None if it is missing or damaged."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _seal(*paths):
+    """Record each file's sha256 beside it (``FILE.sha256``), written after the file: a cache entry is whole
+    only when every file matches its seal."""
+    for path in paths:
+        write_atomic(path + ".sha256", sha256_file(path).encode())
+
+
+def _sealed(*paths):
+    """Whether every file exists and matches the sha256 recorded when it was made."""
+    try:
+        for path in paths:
+            with open(path + ".sha256", encoding="utf-8") as handle:
+                if handle.read().strip() != sha256_file(path):
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def _evict(paths, what, log):
+    """Remove a damaged (or unsealed) cache entry, saying so, so that it is made again instead of served again."""
+    if not any(os.path.exists(path) for path in paths):
+        return
+    for path in paths:
+        for name in (path, path + ".sha256"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
+    log(f"compare: the cached {what} ({os.path.basename(paths[0])}) is damaged or incomplete (its files do not "
+        "match their recorded sha256, or do not parse); removed it, making it again")
+
+
+def prepare_source(entry, input_size, cache_dir, options, log=lambda message: None):
     """Save the Keras model once as ``.keras`` (the converters' input) with its params and MACs beside it."""
     from ghostnet_tf import profile
 
     stem = os.path.join(cache_dir, f"{entry.name}-{source_key(entry, input_size, options)}")
-    meta_path = stem + ".json"
-    if os.path.exists(meta_path) and os.path.exists(stem + ".keras"):
-        with open(meta_path, encoding="utf-8") as handle:
-            return json.load(handle)
+    meta_path, keras_path = stem + ".json", stem + ".keras"
+    meta = _load_json(meta_path) if _sealed(meta_path, keras_path) else None
+    if meta is not None:
+        return meta
+    _evict([keras_path, meta_path], f"Keras model of {entry.name}", log)
     model = entry.build(input_size, options["weights"] if uses_weights(entry, options) else None)
     info = profile(model)
-    with atomic_path(stem + ".keras") as tmp:
+    with atomic_path(keras_path) as tmp:
         model.save(tmp)
-    meta = {"keras_model": stem + ".keras", "params": info["params"], "macs": info["macs"],
+    meta = {"keras_model": keras_path, "params": info["params"], "macs": info["macs"],
             "weights": options["weights_sha256"] if uses_weights(entry, options) else "random"}
     write_atomic(meta_path, json.dumps(meta).encode())
+    _seal(keras_path, meta_path)
     return meta
 
 
@@ -123,41 +167,49 @@ def _conversions(work, jobs):
                                                 max_tasks_per_child=1) as pool:
         futures = {pool.submit(_convert_in_worker, keras_model, path, spec): (entry, spec.quantize)
                    for entry, spec, keras_model, path in work}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                yield futures[future], future.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                entry, precision = futures[future]
-                raise ChildProcessError(f"converting {entry.name} to {precision} failed: its worker process stopped "
-                                        "(out of memory, or a script calling this lacks the `if __name__ == "
-                                        "\"__main__\":` guard that multiprocessing needs)") from None
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    yield futures[future], future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    entry, precision = futures[future]
+                    raise ChildProcessError(f"converting {entry.name} to {precision} failed: its worker process "
+                                            "stopped (out of memory, or a script calling this lacks the `if __name__ "
+                                            "== \"__main__\":` guard that multiprocessing needs)") from None
+        except BaseException:  # stopped (or failed): the other conversions would only be waited for
+            for future in futures:
+                future.cancel()
+            for process in list((pool._processes or {}).values()):  # no public way to stop them before 3.14
+                process.terminate()
+            raise
 
 
 def convert_zoo(entries, input_size, cache_dir, options, jobs=2, log=lambda message: None):
-    """{(name, precision): {"path", "report", "meta"}}; converted files already in the cache are reused."""
+    """{(name, precision): {"path", "report", "meta"}}; converted files already in the cache are reused when
+    they match their recorded sha256 (a damaged entry is removed, with a note, and converted again)."""
     os.makedirs(cache_dir, exist_ok=True)
-    metas = {e.name: prepare_source(e, input_size, cache_dir, options) for e in entries}
+    metas = {e.name: prepare_source(e, input_size, cache_dir, options, log) for e in entries}
     work, done = [], {}
     for entry in entries:
         for precision in PRECISIONS:
             key = conversion_key(entry, input_size, precision, options)
             path = os.path.join(cache_dir, f"{entry.name}-{precision}-{key}.tflite")
-            done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
-            if os.path.exists(path) and os.path.exists(_report_path(path)):
-                continue
-            work.append((entry, conversion_spec(precision, options), metas[entry.name]["keras_model"], path))
+            item = done[(entry.name, precision)] = {"path": path, "meta": metas[entry.name]}
+            if _sealed(path, _report_path(path)):
+                item["report"] = _load_json(_report_path(path))
+            if item.get("report") is None:
+                _evict([path, _report_path(path)], f"{precision} conversion of {entry.name}", log)
+                work.append((entry, conversion_spec(precision, options), metas[entry.name]["keras_model"], path))
     cached = len(done) - len(work)
     log(f"compare: {len(done)} models to benchmark, {cached} already converted in {cache_dir}, "
          f"{len(work)} to convert ({jobs} at a time)")
     start = time.perf_counter()
     for count, ((entry, precision), conversion) in enumerate(_conversions(work, jobs), 1):
-        done[(entry.name, precision)]["report"] = conversion.to_json()
+        item = done[(entry.name, precision)]
+        item["report"] = conversion.to_json()
+        _seal(item["path"], _report_path(item["path"]))
         log(f"  [{count}/{len(work)}] {entry.name} {precision} converted "
             f"({time.perf_counter() - start:.0f} s elapsed)")
-    for item in done.values():
-        if "report" not in item:
-            with open(_report_path(item["path"]), encoding="utf-8") as handle:
-                item["report"] = json.load(handle)
     return done
 
 
@@ -188,7 +240,7 @@ def benchmark_rounds(entries, converted, runner, run_configs, rounds, results_pa
             raise ValueError(f"{entry.name} {precision}: {exc}") from None
 
     start = time.perf_counter()
-    records = _in_order(measure, [task[1:] for task in plan], jobs)
+    records = _in_order(measure, [task[1:] for task in plan], jobs, getattr(runner, "stop", None))
     for index, (round_index, entry, precision, _) in enumerate(plan):
         if index % per_round == 0:
             log(f"compare: round {round_index + 1}/{rounds} over {per_round} configurations")
@@ -199,9 +251,9 @@ def benchmark_rounds(entries, converted, runner, run_configs, rounds, results_pa
             f"({time.perf_counter() - start:.0f} s elapsed)")
 
 
-def _in_order(function, tasks, jobs):
-    """``function(*task)`` of each task, yielded in order; ``jobs`` > 1 computes ahead in threads (the ones not
-    started yet are cancelled when the caller stops early)."""
+def _in_order(function, tasks, jobs, stop=None):
+    """``function(*task)`` of each task, yielded in order; ``jobs`` > 1 computes ahead in threads (when the
+    caller stops early, the ones not started yet are cancelled and ``stop()`` ends the running ones)."""
     if jobs == 1:
         yield from (function(*task) for task in tasks)
         return
@@ -213,6 +265,8 @@ def _in_order(function, tasks, jobs):
         finally:
             for future in futures:
                 future.cancel()
+            if stop is not None:
+                stop()
 
 
 def _figure(record):
@@ -242,16 +296,40 @@ def arm_available(wanted, log=lambda message: None):
         return False
 
 
+def check_run_folder(out_dir):
+    """A run folder holds one run: refuse one that already has results (its report would mix the runs' models
+    and pool their rounds)."""
+    results_path = os.path.join(out_dir, "results.jsonl")
+    if os.path.exists(results_path):
+        raise ValueError(f"--out: {out_dir} already holds the results of another run ({results_path}); give a new "
+                         "folder (or remove that one) so that each report shows one run")
+
+
 def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, runner, jobs=2,
                 baseline=None, log=lambda message: None, arm_cores=(), use_xnnpack=True, command=None, devices=()):
     """Convert (or reuse), then measure into ``out_dir``/results.jsonl: with ``runner`` (None: no latency) at
     each of ``threads_list`` round by round, and on each emulated core of ``arm_cores`` once (counts are
     exact), ``jobs`` at a time; write the report there (with ms estimated on the phones ``devices``); returns
-    the markdown."""
+    the markdown. ``out_dir`` must not hold another run's results; a run that fails before its first record
+    leaves no folder behind."""
+    check_run_folder(out_dir)
+    created = not os.path.isdir(out_dir)
+    try:
+        return _run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, runner, jobs, baseline,
+                            log, arm_cores, use_xnnpack, command, devices)
+    except BaseException:
+        if created and os.path.isdir(out_dir) and not os.listdir(out_dir):
+            os.rmdir(out_dir)
+        raise
+
+
+def _run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, runner, jobs, baseline, log,
+                 arm_cores, use_xnnpack, command, devices):
     results_path = os.path.join(out_dir, "results.jsonl")
     start = time.perf_counter()
     converted = convert_zoo(entries, input_size, cache_dir, options, jobs, log)
     converted_s = time.perf_counter() - start
+    os.makedirs(out_dir, exist_ok=True)
     if runner is not None:
         latency = [RunConfig(threads=threads, runs=options["runs"], warmup=options["warmup"], use_xnnpack=use_xnnpack)
                    for threads in threads_list]
@@ -259,7 +337,7 @@ def run_compare(entries, input_size, threads_list, options, out_dir, cache_dir, 
     if arm_cores:
         from android_bench.arm.emulator import Emulator
 
-        emulator, counted = Emulator.load(), [RunConfig(runs=ARM_RUNS, warmup=0, use_xnnpack=use_xnnpack)]
+        emulator, counted = Emulator.load(log=log), [RunConfig(runs=ARM_RUNS, warmup=0, use_xnnpack=use_xnnpack)]
         for core in arm_cores:
             benchmark_rounds(entries, converted, emulator.on(core), counted, 1, results_path, jobs, log)
     text = report.write_report(results_path, out_dir, report.Catalog.of(ZOO.values(), DEFAULT_BASELINE), baseline,

@@ -389,16 +389,43 @@ def estimate_markdown(estimates, notes):
     return out.getvalue()
 
 
-def write_report(results_path, out_dir, catalog, baseline=None, command=None, estimator=None):
+MAX_WARNINGS = 5  # bad lines named one by one; the rest are counted
+
+
+def read_results(results_path, warn=None):
+    """The valid records of ``results_path``. With ``warn``, each bad line (the first MAX_WARNINGS of them) is
+    named by ``warn("FILE:LINE: problem")`` and skipped; without it, the first one raises ValueError. No
+    valid record at all raises ValueError naming the file."""
+    bad = []
+    records = results.read_records(results_path, None if warn is None else bad.append)
+    if not records:
+        raise ValueError(f"{results_path}: no benchmark records in the file"
+                         + (f" ({len(bad)} bad line(s); the first: {bad[0]})" if bad else ""))
+    for message in bad[:MAX_WARNINGS]:
+        warn(f"{message} (line skipped)")
+    if len(bad) > MAX_WARNINGS:
+        warn(f"{results_path}: {len(bad) - MAX_WARNINGS} more bad lines skipped")
+    return records
+
+
+def check_outputs(outputs, inputs):
+    """Refuse to write over an input: ValueError naming the file, before anything is written."""
+    sources = {os.path.realpath(os.fspath(path)): path for path in inputs}
+    for path in outputs:
+        if os.path.realpath(path) in sources:
+            raise ValueError(f"the report would overwrite its input {sources[os.path.realpath(path)]} "
+                             f"({os.path.basename(path)} is one of the files it writes); give another --out folder")
+
+
+def write_report(results_path, out_dir, catalog, baseline=None, command=None, estimator=None, warn=None):
     """Write report.md, and per metric its CSV and per-table PNGs (report.csv and latency plots;
     instructions.csv and instruction plots per emulated core) into ``out_dir``; return the markdown.
     ``baseline``: the model of the ratio column, which must be in the results (None: the catalog's, if
     measured). ``command``: the command line that produced the results, for the header. ``estimator``:
     instruction tables -> (estimate tables, notes) (``arm.estimate.estimator``): milliseconds estimated on
-    published phones, written apart from the counts (estimates.csv)."""
-    records = results.read_records(results_path)
-    if not records:
-        raise ValueError(f"{results_path}: no benchmark records in the file")
+    published phones, written apart from the counts (estimates.csv). ``warn``: see ``read_results``. The
+    files are made in memory, checked against the input and written last, each atomically."""
+    records = read_results(results_path, warn)
     names = sorted({_label(r)[0] for r in records})
     if baseline is not None and baseline not in names:
         raise ValueError(f"--baseline: {baseline!r} is not among the measured models ({', '.join(names)})")
@@ -406,8 +433,7 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None, es
         raise ValueError("--device: estimates come from instruction counts, and the results have no arm-emulated "
                          "records (run with --target arm, or bench arm)")
     baseline = baseline or catalog.baseline
-    os.makedirs(out_dir, exist_ok=True)
-    text = ""
+    text, files = "", {}
     header = "# Benchmark report\n\n" + provenance(records, command)
     for metric in METRICS:
         chosen = [r for r in records if metric_of(r) is metric]
@@ -415,17 +441,22 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None, es
             continue
         tables = aggregate(chosen, metric, baseline, catalog)
         text += markdown(tables, metric, baseline)
-        write_atomic(os.path.join(out_dir, metric.csv_file), csv_text(tables, metric.csv_columns).encode("utf-8"))
+        files[metric.csv_file] = csv_text(tables, metric.csv_columns).encode("utf-8")
         for table, rows in tables.items():
             suffix = metric.suffix(table, rows, len(tables))
-            write_atomic(os.path.join(out_dir, f"{metric.plot_stem}{suffix}.png"),
-                         bar_plot(table, rows, catalog, metric.plot_value, metric.plot_label))
+            files[f"{metric.plot_stem}{suffix}.png"] = bar_plot(table, rows, catalog, metric.plot_value,
+                                                                metric.plot_label)
             if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
-                write_atomic(os.path.join(out_dir, f"{metric.accuracy_stem}{suffix}.png"),
-                             accuracy_plot(table, rows, catalog, metric.plot_value, metric.accuracy_label))
+                files[f"{metric.accuracy_stem}{suffix}.png"] = accuracy_plot(table, rows, catalog, metric.plot_value,
+                                                                             metric.accuracy_label)
         if estimator and metric is INSTRUCTIONS:
             estimates, notes = estimator(tables)
             text += estimate_markdown(estimates, notes)
-            write_atomic(os.path.join(out_dir, "estimates.csv"), csv_text(estimates, ESTIMATE_COLUMNS).encode("utf-8"))
-    write_atomic(os.path.join(out_dir, "report.md"), (header + text).encode("utf-8"))
+            files["estimates.csv"] = csv_text(estimates, ESTIMATE_COLUMNS).encode("utf-8")
+    files["report.md"] = (header + text).encode("utf-8")
+    paths = {os.path.join(out_dir, name): data for name, data in files.items()}
+    check_outputs(paths, [results_path])
+    os.makedirs(out_dir, exist_ok=True)
+    for path, data in paths.items():
+        write_atomic(path, data)
     return text

@@ -2,7 +2,8 @@
 
 Every runner (``android_bench/runner.py``: ``bench local``, ``bench adb``, ``bench arm``) writes it and
 ``compare``/``report`` read it, so this module is the single definition. API: ``make_record(...)`` builds a record, ``validate_record(record)`` checks one,
-``append_record(path, record)`` adds it durably, ``read_records(path)`` loads a file, ``summarize(samples)``
+``append_record(path, record)`` adds it durably (whole or not at all), ``read_records(path, warn=None)`` loads a
+file (strictly, or skipping the bad lines it names), ``summarize(samples)``
 turns raw latencies into the statistics block.
 
 A record (``schema == "ghostnet-bench/1"``)::
@@ -43,6 +44,7 @@ A record (``schema == "ghostnet-bench/1"``)::
                 top1_agreement_pct, conversion_s}; the report groups rounds by name and precision
 """
 import datetime
+import errno
 import json
 import math
 import os
@@ -50,6 +52,7 @@ import os
 import numpy as np
 
 from android_bench.parsing import STAT_KEYS
+from ghostnet_tf.cliutil import first_line
 
 SCHEMA = "ghostnet-bench/1"
 MODES = ("adb", "local", "arm-emulated")
@@ -116,6 +119,50 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What the readers (report.py, estimate.py, the printers) use of a record, by kind: one schema for the
+# validator and the reader, so a record that passes is a record they can read.
+KINDS = {"str": (lambda v: isinstance(v, str), "a string"), "int": (_is_int, "an integer"),
+         "number": (_is_number, "a finite number"), "bool": (lambda v: isinstance(v, bool), "true or false"),
+         "object": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
+         "ints": (lambda v: isinstance(v, list) and all(map(_is_int, v)), "a list of integers")}
+FIELDS = {  # where -> {key: (kind, may be null)}
+    "": {"date": ("str", False), "threads": ("int", False), "cpu_mask": ("str", True), "model": ("object", False),
+         "runtime": ("object", False), "device": ("object", False), "memory": ("object", False),
+         "warmup": ("object", True), "op_profile": ("list", True), "thermal": ("object", True),
+         "raw_output": ("str", True)},
+    "model": {"path": ("str", False), "sha256": ("str", False), "size_bytes": ("int", False),
+              "input_shape": ("ints", False), "input_dtype": ("str", False), "input_quantization": ("object", True)},
+    "runtime": {"name": ("str", False), "version": ("str", True)},
+    "label": {"name": ("str", False), "precision": ("str", False), "round": ("int", True), "params": ("int", True),
+              "macs": ("int", True), "top1": ("number", True), "top1_agreement_pct": ("number", True),
+              "conversion_s": ("number", True), "weights": ("str", True), "converter": ("str", True)},
+    "warmup": {"count": ("int", True)},
+    "memory": {"peak_mb": ("number", True)},
+}
+MODEL_REQUIRED = ("path", "sha256", "size_bytes", "input_shape", "input_dtype")
+ARM_DEVICE = {"cpu": ("str", False), "emulator": ("str", False), "emulator_version": ("str", False)}
+AGREEMENT = {"bit_exact": ("bool", False), "max_abs_diff": ("number", False)}
+
+
+def _check_fields(block, fields, where, required=()):
+    """ValueError naming ``where.key`` for the first field of ``block`` that is not of its kind (absent optional
+    fields pass; ``required`` ones must be there)."""
+    for key, (kind, nullable) in fields.items():
+        if key not in block:
+            if key in required:
+                raise ValueError(f"benchmark record's {where[:-1]} lacks {key}")
+            continue
+        value = block[key]
+        test, wanted = KINDS[kind]
+        if not (test(value) or (nullable and value is None)):
+            raise ValueError(f"benchmark record's {where}{key} is {value!r}, expected {wanted}"
+                             + (" or null" if nullable else ""))
+
+
 def validate_record(record):
     """Raise ValueError naming the first problem if ``record`` does not follow the schema."""
     if not isinstance(record, dict):
@@ -129,34 +176,40 @@ def validate_record(record):
         raise ValueError(f"benchmark record has mode {record['mode']!r}, expected one of {MODES}")
     if record["delegate"] not in DELEGATES:
         raise ValueError(f"benchmark record has delegate {record['delegate']!r}, expected one of {DELEGATES}")
-    if not isinstance(record["threads"], int) or record["threads"] < 1:
+    if not _is_int(record["threads"]) or record["threads"] < 1:
         raise ValueError(f"benchmark record has threads {record['threads']!r}, expected an integer >= 1")
-    model = record["model"]
-    for key in ("path", "sha256", "size_bytes", "input_shape", "input_dtype"):
-        if key not in model:
-            raise ValueError(f"benchmark record's model lacks {key}")
     if record["mode"] == "arm-emulated":
         _validate_instructions(record)
     else:
         _validate_stats(record["stats"])
+    _check_fields(record, FIELDS[""], "")
+    _check_fields(record["model"], FIELDS["model"], "model.", required=MODEL_REQUIRED)
+    _check_fields(record["runtime"], FIELDS["runtime"], "runtime.", required=("name",))
+    _check_fields(record["memory"], FIELDS["memory"], "memory.")
+    if record["warmup"] is not None:
+        _check_fields(record["warmup"], FIELDS["warmup"], "warmup.")
     label = record.get("label")
-    if label is not None and not (isinstance(label, dict) and isinstance(label.get("name"), str)
-                                  and isinstance(label.get("precision"), str)):
-        raise ValueError("benchmark record's label must be an object with name and precision")
+    if label is not None:
+        if not isinstance(label, dict):
+            raise ValueError("benchmark record's label must be an object with name and precision")
+        _check_fields(label, FIELDS["label"], "label.", required=("name", "precision"))
 
 
 def _validate_instructions(record):
     counts = record.get("instructions")
     if record["stats"] is not None:
         raise ValueError("an arm-emulated benchmark record has no latency stats (stats must be null)")
-    if not isinstance(counts, dict) or not isinstance(counts.get("count"), int) or counts["count"] < 1:
+    if not isinstance(counts, dict) or not _is_int(counts.get("count")) or counts["count"] < 1:
         raise ValueError("an arm-emulated benchmark record needs instructions with count >= 1")
     for key in INSTRUCTION_KEYS:
-        if not isinstance(counts.get(key), int) or isinstance(counts[key], bool):
+        if not _is_int(counts.get(key)):
             raise ValueError(f"benchmark record's instructions.{key} is {counts.get(key)!r}, not an integer")
+    _check_fields(record, {"device": FIELDS[""]["device"]}, "")
+    _check_fields(record["device"], ARM_DEVICE, "device.", required=tuple(ARM_DEVICE))
     agreement = record.get("host_agreement")
-    if not isinstance(agreement, dict) or not isinstance(agreement.get("bit_exact"), bool):
+    if not isinstance(agreement, dict):
         raise ValueError("an arm-emulated benchmark record needs host_agreement with bit_exact")
+    _check_fields(agreement, AGREEMENT, "host_agreement.", required=tuple(AGREEMENT))
     estimates = record.get("estimates")
     if estimates is not None and not (isinstance(estimates, list) and all(
             isinstance(e, dict) and isinstance(e.get("device"), str) and _is_number(e.get("ms"))
@@ -169,7 +222,7 @@ def _validate_instructions(record):
 
 
 def _validate_stats(stats):
-    if not isinstance(stats, dict) or not isinstance(stats.get("count"), int) or stats["count"] < 1:
+    if not isinstance(stats, dict) or not _is_int(stats.get("count")) or stats["count"] < 1:
         raise ValueError("benchmark record's stats need count >= 1")
     for key in STAT_KEYS:
         value = stats.get(key)
@@ -180,32 +233,53 @@ def _validate_stats(stats):
 
 
 def append_record(path, record):
-    """Append ``record`` as one line and fsync, so an interrupted run leaves a file of whole records."""
+    """Append ``record`` as one line and fsync: the whole line or nothing. One ``os.write`` of the line on an
+    O_APPEND descriptor; if it fails or writes part of it (a full disk), the file is cut back to its old
+    length, so a later report never meets a fragment of it."""
     validate_record(record)
-    line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-    with open(path, "a+b") as handle:
+    line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
         # A previous writer killed mid-line must not glue its fragment to this record.
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                line = "\n" + line
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, f"wrote {written} of {len(line)} bytes")
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            failure = OSError(f"cannot append a record to {os.fspath(path)} ({exc.strerror or exc}); the file is left "
+                              "as it was: free some space (or give another --json-lines) and rerun")
+            failure.errno = exc.errno
+            raise failure from None
+    finally:
+        os.close(fd)
 
 
-def read_records(path):
-    """All records of a JSON-lines file (blank lines skipped); ValueError names the bad line."""
+def read_records(path, warn=None):
+    """All records of a JSON-lines file (blank lines skipped). A bad line (not UTF-8, not JSON, not a valid
+    record) raises ValueError naming ``path:line``; with ``warn`` it is passed to ``warn(message)`` and
+    skipped instead, so one torn line does not cost the rest of a run."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 record = json.loads(line)
                 validate_record(record)
+            except UnicodeDecodeError:
+                problem = f"{os.fspath(path)}:{number}: not UTF-8 text (a binary file?)"
             except ValueError as exc:
-                raise ValueError(f"{path}:{number}: {exc}") from None
-            records.append(record)
+                problem = f"{os.fspath(path)}:{number}: {first_line(exc)}"
+            else:
+                records.append(record)
+                continue
+            if warn is None:
+                raise ValueError(problem)
+            warn(problem)
     return records

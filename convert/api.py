@@ -4,10 +4,12 @@ import time
 
 from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, verify
 from convert.calibration import EVALUATION_SEED, image_source, takes_pixels
-from convert.converter import ConversionJob, input_size_of
-from convert.report import ConversionReport, fidelity_warnings
+from convert.converter import ConversionJob, input_size_of, publish
+from convert.report import ConversionReport, fidelity_warnings, report_bytes
 from convert.source import as_source
 from convert.spec import ConversionSpec, FileOptions
+from ghostnet_tf.cliutil import check_distinct_paths, check_input_file
+from ghostnet_tf.files import check_writable
 from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.runtime import get_runtime
 
@@ -43,7 +45,7 @@ def verify_model(content, keras_model, quantize, eval_images=None, eval_count=DE
     source = as_source(keras_model)
     keras_model = source.model
     if not isinstance(content, (bytes, bytearray)):
-        with open(content, "rb") as f:
+        with open(check_input_file(content, "--tflite"), "rb") as f:
             content = f.read()
     size = input_size_of(keras_model, input_size)
     pixels = takes_pixels(keras_model)
@@ -70,15 +72,22 @@ def app_warnings(conversion):
     return []
 
 
-def convert(model, out_path, spec=ConversionSpec(), show_progress=True):
+def convert(model, out_path, spec=ConversionSpec(), show_progress=True, report_path=None, warn=None):
     """Convert ``model`` (a Keras model or a ``ModelSource``) to ``out_path`` as ``spec`` says, audit the file,
     measure its fidelity on held-out images (and the per-layer int8 error if asked) and return the
     ``ConversionReport`` (what ``ghostnet convert`` prints and ``--report`` writes). One export and one load of
-    each image set serve every stage."""
+    each image set serve every stage. The file (and the JSON report at ``report_path``) is written last, when
+    every check passed, so a failure leaves what was there. ``warn(text)``: told at once of image sets smaller
+    than asked (the report's warnings say it too)."""
     start = time.perf_counter()
+    if report_path is not None:
+        check_distinct_paths(**{"--output": out_path, "--report": report_path})
+        check_writable(report_path, "--report")
     job = ConversionJob(model, spec, out_path, show_progress, verify=True)
+    for text in job.notes if warn else ():
+        warn(text)
     with job.export() as export:
-        conversion = job.write(export)
+        conversion = job.build(export)
         per_layer = job.per_layer(export) if spec.per_layer else None
     checked = verify_model(conversion.content, job.source, spec.quantize, job.held_out, spec.eval_count,
                            conversion.input_size, show_progress, audit=conversion.audit)
@@ -90,8 +99,9 @@ def convert(model, out_path, spec=ConversionSpec(), show_progress=True):
         quantize=conversion.quantize, io=conversion.io, calibration=conversion.calibration,
         rewrites=conversion.rewrites, keep_float=conversion.keep_float, metadata=conversion.metadata,
         seconds=conversion.seconds, **checked, per_layer=per_layer, warnings=[], versions=versions())
-    report.warnings = conversion_warnings(report, conversion)
+    report.warnings = job.notes + conversion_warnings(report, conversion)
     report.seconds["wall"] = round(time.perf_counter() - start, 2)
+    publish({out_path: conversion.content, report_path: report_bytes(report.to_json())})
     return report
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convert.progress import Progress
+from ghostnet_tf.cliutil import check_input_file
 from ghostnet_tf.preprocessing import find_images, load_image, resize_and_crop, synthetic_photo
 
 # Seeds of the built-in synthetic sets: calibration and evaluation never share an image.
@@ -25,6 +26,21 @@ class ImageSet:
 
     def describe(self):
         return {"source": self.source, "count": len(self.images), "skipped": self.skipped}
+
+
+# What each image set is for, and the option that asks for its size: for the warning of a set smaller than asked.
+IMAGE_SETS = {"--calibration": ("--calibration-steps", "int8 ranges calibrated on few images are unreliable"),
+              "--eval-images": ("--eval-count", "the agreement and SQNR figures rest on few images")}
+
+
+def shortfall(images, requested, option):
+    """The warning for an image set with fewer images than asked (None if it has them all)."""
+    found = len(images.images)
+    if found >= requested:
+        return None
+    count_option, why = IMAGE_SETS[option]
+    return (f"{option}: {found} image{'s' * (found != 1)} from {images.source} where {count_option} asked for "
+            f"{requested}: {why}; give more images or a smaller {count_option}")
 
 
 def takes_pixels(model):
@@ -52,7 +68,7 @@ def load_folder(directory, size, limit, arg, show_progress=True, transform=None)
     paths = find_images(directory)
     if not paths:
         raise ValueError(f"{arg}: no JPEG/PNG images found in {directory!r}")
-    images, skipped = [], 0
+    images, skipped, first_failure = [], 0, None
     wanted = min(limit, len(paths)) if limit else len(paths)
     bar = Progress(wanted, f"loading {arg}", enabled=show_progress)
     for path in paths:
@@ -61,11 +77,13 @@ def load_folder(directory, size, limit, arg, show_progress=True, transform=None)
         try:
             images.append(load_image(path, size, transform))
             bar.step()
-        except ValueError:
+        except ValueError as exc:
             skipped += 1
+            first_failure = first_failure or str(exc)
     bar.close()
     if not images:
-        raise ValueError(f"{arg}: none of the {skipped} images in {directory!r} could be decoded")
+        raise ValueError(f"{arg}: none of the {skipped} images in {directory!r} could be decoded (the first: "
+                         f"{first_failure})")
     return ImageSet(np.stack(images), os.fspath(directory), skipped)
 
 
@@ -141,6 +159,7 @@ def image_source(spec, size, limit, arg, seed, show_progress=True, transform=Non
         return load_folder(path, size, limit, arg, show_progress, transform)
     if not os.path.exists(path):
         raise ValueError(f"{arg}: no such file or directory: {path!r}")
+    check_input_file(path, arg)
     if path.lower().endswith((".npy", ".npz")):
         return load_array(path, size, limit, arg, transform)
     raise ValueError(f"{arg}: expected a folder of JPEG/PNG images or a .npy/.npz array file, got {path!r}")

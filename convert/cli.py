@@ -109,15 +109,20 @@ def _resolve_model(args):
 
 
 def _crop_pct(text):
+    """A crop fraction, checked by the range check of ``Transform`` itself, so that the option never accepts what
+    the evaluation then refuses."""
     import argparse
+
+    from ghostnet_tf.preprocessing import Transform
 
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a fraction of the short side, e.g. 0.875, got {text!r}") from None
+    try:
+        return Transform((1, 1), value).crop_pct
+    except ValueError as exc:  # "Transform: crop_pct must be in ..., got ..."
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
 
 def _check_paths(args, inputs, outputs):
@@ -131,10 +136,15 @@ def _check_paths(args, inputs, outputs):
             check_writable(path, option)
 
 
-def _emit(report, args, formatter):
+def _warn(text):
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def _emit(report, args, formatter, written=False):
+    """Write --report (unless the command published it with its outputs), then print the report."""
     from convert.report import write_json
 
-    if args.report:
+    if args.report and not written:
         write_json(report, args.report)
     if args.json:
         print_json(report)
@@ -176,7 +186,9 @@ def convert_command(args):
               "from the target domain give better int8 accuracy", file=sys.stderr)
     source = load_keras_model(args.width, args.weights, args.keras_model, args.input_size, args.import_module,
                               args.family)
-    _emit(convert(source, args.output, spec, show_progress=not args.no_progress).to_json(), args, format_conversion)
+    report = convert(source, args.output, spec, show_progress=not args.no_progress, report_path=args.report,
+                     warn=_warn).to_json()
+    _emit(report, args, format_conversion, written=True)
 
 
 def predict_command(args):
@@ -185,7 +197,7 @@ def predict_command(args):
     from convert.source import load_keras_model
 
     for path in [*args.images, args.tflite or args.keras_model, args.labels]:
-        if path is not None and not os.path.isfile(path):
+        if path is not None and not os.path.lexists(path):
             raise UsageError(f"no such file: {path!r}")
     if args.labels and args.tflite:
         raise UsageError("--labels: a .tflite file carries its own class names (give them at conversion)")

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from convert import DEFAULT_CALIBRATION_STEPS, debugging, metadata, mixed, rewrites
-from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, takes_pixels
+from convert.calibration import CALIBRATION_SEED, EVALUATION_SEED, image_source, shortfall, takes_pixels
 from convert.opversions import DEFAULT_MIN_RUNTIME, check_min_runtime, per_tensor_dense
 from convert.progress import progress
 from convert.source import as_source
 from convert.spec import ConversionSpec, FileOptions, io_dtype
 from convert.verify import EDGE_OPS, audit
-from ghostnet_tf.files import check_writable, write_atomic
+from ghostnet_tf.files import atomic_path, check_writable
 from ghostnet_tf.preprocessing import model_inputs
 from ghostnet_tf.quiet import native_output_silenced
+from ghostnet_tf.spec import check_input_size
 
 
 @dataclass
@@ -46,9 +47,14 @@ def default_io(quantize, pixels):
 
 
 def input_size_of(model, input_size=None):
-    """The (height, width) to convert at: the model's own, or ``input_size`` where the model leaves it open."""
-    if len(model.inputs) != 1:
-        raise ValueError(f"the converter handles single-input models; this one has {len(model.inputs)} inputs")
+    """The (height, width) to convert at: the model's own, or ``input_size`` where the model leaves it open.
+    Only classifiers with one image input and one output: convert, eval and predict feed input 0 and read
+    output 0, so any other model is refused here, before any work."""
+    inputs, outputs = len(model.inputs), len(model.outputs)
+    if (inputs, outputs) != (1, 1):
+        raise ValueError(f"model {model.name!r} has {inputs} input{'s' * (inputs != 1)} and {outputs} "
+                         f"output{'s' * (outputs != 1)}; convert, eval and predict take classifiers with one "
+                         "image input and one output")
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"expected a model taking RGB images (batch, height, width, 3), got input shape {shape}")
@@ -57,7 +63,7 @@ def input_size_of(model, input_size=None):
         if None in model_size:
             raise ValueError(f"--input-size: the model's input {shape} has no fixed size; give one, e.g. 224")
         return tuple(model_size)
-    input_size = tuple(input_size)
+    input_size = check_input_size(input_size, "--input-size")
     for fixed, wanted in zip(model_size, input_size):
         if fixed is not None and fixed != wanted:
             raise ValueError(f"--input-size: the model is built for {model_size[0]}x{model_size[1]}, "
@@ -158,7 +164,8 @@ class ConversionJob:
 
     ``model``: a Keras model or a ``convert.source.ModelSource`` (its transform prepares the images, its class
     names go into the file). ``out_path``: checked writable at once. ``verify``: also load the held-out images
-    (``held_out``) that fidelity and per-layer errors are measured on."""
+    (``held_out``) that fidelity and per-layer errors are measured on. ``notes``: what the report should warn
+    of before any work (an image set smaller than asked)."""
 
     def __init__(self, model, spec, out_path=None, show_progress=True, verify=False):
         if out_path is not None:
@@ -178,6 +185,9 @@ class ConversionJob:
             else None
         self.calibration = (self._images(spec.calibration, spec.calibration_steps, "--calibration", CALIBRATION_SEED)
                             if spec.calibrated else None)
+        self.notes = [note for note in (
+            self.calibration and shortfall(self.calibration, spec.calibration_steps, "--calibration"),
+            self.held_out and shortfall(self.held_out, spec.eval_count, "--eval-images")) if note]
 
     def _images(self, images, count, option, seed):
         return image_source(images, self.size, count, option, seed, self.show_progress, self.transform)
@@ -225,16 +235,17 @@ class ConversionJob:
             raise ValueError(_converter_error(exc)) from None
         if spec.keep_float is not None:
             content, details["keep_float"] = mixed.keep_float(content, self.io, spec.keep_float, self.model,
-                                                              self.inputs(self.calibration), self.show_progress)
+                                                              self.inputs(self.calibration), self.show_progress,
+                                                              export.rewrites)
         seconds = time.perf_counter() - start
         details["seconds"] = {"export": round(export.seconds, 2), "convert": round(seconds, 2),
                               "total": round(export.seconds + seconds, 2)}
         return content, details
 
-    def write(self, export):
-        """Convert, then write ``out_path`` atomically with its metadata: int8 files only if every op runs in
-        int8 (ValueError naming the offenders otherwise), or every op but those ``keep_float`` chose; every file
-        only if ``spec.file.min_runtime`` can load it. Returns a ``Conversion``."""
+    def build(self, export):
+        """Convert and attach the metadata, in memory: int8 files only if every op runs in int8 (ValueError naming
+        the offenders otherwise), or every op but those ``keep_float`` chose; every file only if
+        ``spec.file.min_runtime`` can load it. Returns a ``Conversion`` whose ``content`` is not written yet."""
         content, details = self.convert(export)
         kept = details["keep_float"]
         checked = audit(content, details["quantize"], kept["layers"] if kept else ())
@@ -247,15 +258,34 @@ class ConversionJob:
         content = metadata.attach(content, info)
         written = metadata.read(content)
         written["labels"] = len(written["labels"]) if written["labels"] else None
-        write_atomic(self.out_path, content)
         return Conversion(path=Path(self.out_path), size_bytes=len(content), audit=checked, metadata=written,
                           content=content, **details)
+
+    def write(self, export):
+        """``build``, then write ``out_path`` atomically. Returns the ``Conversion``."""
+        conversion = self.build(export)
+        publish({self.out_path: conversion.content})
+        return conversion
 
     def per_layer(self, export):
         """Per-tensor int8 error on the held-out images, worst first (``convert.debugging``)."""
         inputs, _ = calibration_inputs(self.calibration.images, self.pixels)
         converter = self._converter(export, "int8", "float32", inputs)
         return debugging.per_layer_errors(converter, self.inputs(self.held_out))
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def publish(contents):
+    """Write ``{path: bytes}`` together: every file to a temporary beside its path first, then all renamed into
+    place, so a failure (a full disk at the last file) leaves every path as it was. None paths are skipped."""
+    with contextlib.ExitStack() as stack:
+        for path, data in contents.items():
+            if path is not None:
+                _write_bytes(stack.enter_context(atomic_path(path)), data)
 
 
 def convert_bytes(model, quantize="int8", io=None, calibration=None, calibration_steps=DEFAULT_CALIBRATION_STEPS,
@@ -285,9 +315,6 @@ def convert_model(model, out_path, quantize="int8", io=None, calibration=None,
 
 def output_labels(model, labels=None):
     """The class names the file will carry, checked against the model's output before any work."""
-    if len(model.outputs) != 1:
-        raise ValueError(f"the converter handles single-output classifiers; this model has {len(model.outputs)} "
-                         "outputs")
     classes = model.outputs[0].shape[-1]
     labels = metadata.default_labels(classes, labels)
     if labels is not None and len(labels) != classes:

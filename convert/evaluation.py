@@ -7,10 +7,12 @@ import numpy as np
 from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.progress import progress
-from convert.metadata import tflite_feed
+from convert.metadata import MAX_IMAGE_LIST_BYTES, read_text_file, tflite_feed
 from convert.source import as_source
 from ghostnet_tf.preprocessing import Transform, class_folders, load_image, model_inputs, resize_and_crop
+from ghostnet_tf.cliutil import check_input_file
 from ghostnet_tf.runtime import make_interpreter
+from ghostnet_tf.spec import check_input_size
 
 BATCH = 32
 
@@ -25,20 +27,20 @@ def class_folder_samples(data):
 def labels_file_samples(data, labels):
     """(path, label) from lines 'relative/path label_index' (blank lines and # comments ignored)."""
     samples = []
-    with open(labels) as f:
-        for number, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = line.rsplit(None, 1)
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f"--labels: line {number} of {labels!r} is not 'relative/path label_index': {line!r}")
-            samples.append((os.path.join(data, parts[0]), int(parts[1])))
+    for number, line in enumerate(read_text_file(labels, "--labels", MAX_IMAGE_LIST_BYTES).splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ValueError(f"--labels: line {number} of {labels!r} is not 'relative/path label_index': {line!r}")
+        samples.append((os.path.join(data, parts[0]), int(parts[1])))
     return samples, len({label for _, label in samples})
 
 
 def npz_samples(data):
     """(image array, label) from a .npz with ``images`` (N, H, W, 3) in [0, 255] and ``labels`` (N,)."""
+    check_input_file(data, "DATA")
     try:
         with np.load(data) as arrays:
             images, labels = arrays["images"], arrays["labels"]
@@ -70,6 +72,24 @@ def _top_ties(scores):
     return int(np.sum(np.sum(scores == scores.max(axis=1, keepdims=True), axis=1) > 1))
 
 
+def _check_labels(samples, where, model, tflite, interpreter):
+    """Before any work: every label an output of each model (``where``: the labels file or DATA)."""
+    outputs = {}
+    if model is not None:
+        outputs[model.name] = int(model.outputs[0].shape[-1])
+    if interpreter is not None:
+        outputs[os.fspath(tflite)] = int(np.prod(interpreter.get_output_details()[0]["shape"][1:]))
+    top = max(label for _, label in samples)
+    for name, count in outputs.items():
+        if top >= count:
+            raise ValueError(f"{where}: label {top} is out of range for {name} with {count} outputs; "
+                             "labels are class indices from 0")
+
+
+def _hxw(size):
+    return f"{size[0]}x{size[1]}"
+
+
 def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=None, show_progress=True,
              crop_pct=None):
     """Top-1/top-5 (%) of ``model`` (Keras, or a ``ModelSource``) and/or ``tflite`` (path) on DATA (a class-folder tree or a .npz of
@@ -79,20 +99,15 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
     if model is None and tflite is None:
         raise ValueError("evaluate: give a Keras model and/or a .tflite file")
     arrays = os.fspath(data).lower().endswith(".npz")
-    if not (os.path.isfile(data) if arrays else os.path.isdir(data)):
+    if not (os.path.lexists(data) if arrays else os.path.isdir(data)):
         raise ValueError(f"DATA: no such {'file' if arrays else 'folder'}: {data!r}")
-    if tflite is not None and not os.path.isfile(tflite):
+    if tflite is not None and not os.path.lexists(tflite):
         raise ValueError(f"--tflite: no such file: {tflite!r}")
-    if arrays:
-        samples, classes = npz_samples(data)
-    else:
-        samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
-    if not samples:
-        raise ValueError(f"--labels: {labels!r} lists no images" if labels
-                         else f"DATA: no JPEG/PNG images found in class folders of {data!r}")
-    samples = spread(samples, limit)
-
-    interpreter = make_interpreter(model_path=tflite, num_threads=2) if tflite else None
+    if input_size is not None:
+        input_size = check_input_size(input_size, "--input-size")
+    interpreter = make_interpreter(model_path=check_input_file(tflite, "--tflite"), num_threads=2) if tflite \
+        else None
+    feed = tflite_feed(tflite, interpreter) if tflite else None  # refuses files that are not image classifiers
     if model is not None:
         from convert.converter import input_size_of
 
@@ -102,11 +117,27 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         pixels = takes_pixels(model)
         transform = source.transform_for(size)
     else:
-        size, transform, pixels, _ = tflite_feed(tflite, interpreter)
+        size, transform, pixels, _ = feed
+        if input_size not in (None, size):
+            raise ValueError(f"--input-size {_hxw(input_size)}: {tflite} takes {_hxw(size)} images; leave "
+                             "--input-size out")
+    if feed is not None and feed[0] != size:
+        raise ValueError(f"--tflite: {tflite} takes {_hxw(feed[0])} images, the Keras model {model.name!r} "
+                         f"{_hxw(size)}; compare with a .tflite converted from this model at its size")
+    if arrays:
+        samples, classes = npz_samples(data)
+    else:
+        samples, classes = labels_file_samples(data, labels) if labels else class_folder_samples(data)
+    if not samples:
+        raise ValueError(f"--labels: {labels!r} lists no images" if labels
+                         else f"DATA: no JPEG/PNG images found in class folders of {data!r}")
+    samples = spread(samples, limit)
+    _check_labels(samples, f"--labels: {labels!r}" if labels else f"DATA: {os.fspath(data)!r}", model, tflite,
+                  interpreter)
     if crop_pct is not None:
         transform = Transform(size, crop_pct, transform.interpolation)
     outputs = {"keras": [], "tflite": []}
-    kept, skipped = [], 0
+    kept, skipped, first_failure = [], 0, None
     batch, batch_labels = [], []
 
     def flush():
@@ -122,8 +153,9 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
     for source, label in progress(samples, len(samples), "evaluating", enabled=show_progress):
         try:
             batch.append(resize_and_crop(source, size, transform) if arrays else load_image(source, size, transform))
-        except ValueError:
+        except ValueError as exc:
             skipped += 1
+            first_failure = first_failure or str(exc)
             continue
         batch_labels.append(label)
         if len(batch) == BATCH:
@@ -131,7 +163,8 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
     if batch:
         flush()
     if not kept:
-        raise ValueError(f"DATA: none of the {skipped} images in {data!r} could be decoded")
+        raise ValueError(f"DATA: none of the {skipped} images in {data!r} could be decoded (the first: "
+                         f"{first_failure})")
 
     report = {"data": os.fspath(data), "images": len(kept), "skipped": skipped, "classes": classes,
               "input_size": list(size), "transform": transform.to_json(), "models": []}
@@ -139,8 +172,6 @@ def evaluate(data, model=None, tflite=None, labels=None, limit=None, input_size=
         if not outputs[kind]:
             continue
         scores = np.concatenate(outputs[kind])
-        if max(kept) >= scores.shape[1]:
-            raise ValueError(f"label {max(kept)} is out of range for a model with {scores.shape[1]} outputs")
         report["models"].append({"kind": kind, "name": os.fspath(name),
                                  "top1_pct": 100.0 * _topk(scores, kept, 1) / len(kept),
                                  "top5_pct": 100.0 * _topk(scores, kept, 5) / len(kept),

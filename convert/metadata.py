@@ -382,17 +382,41 @@ DEFAULT_AUTHOR = "ghostnet-tf"
 DEFAULT_LICENSE = "the licence of the weights (not stated; set --license)"
 
 
-def read_labels_file(path):
-    """Class names, one per line (blank lines at the end ignored); ValueError naming the file otherwise."""
+# Caps of the text files options name, so that a wrong path (a disk image, a device) fails at once instead of
+# exhausting memory: 30,000 class names of 500 bytes; a list of 5 M images.
+MAX_CLASS_NAMES_BYTES = 16 << 20
+MAX_IMAGE_LIST_BYTES = 256 << 20
+
+
+def read_text_file(path, option, max_bytes):
+    """The text of a UTF-8 file named by ``option`` (a BOM is dropped); ValueError naming the option and the
+    file for a file that is not regular, larger than ``max_bytes`` or not UTF-8."""
+    import os
+
+    from ghostnet_tf.cliutil import check_input_file
+
+    path = check_input_file(path, option)
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise ValueError(f"{option}: {path!r} is {size / 1e6:,.0f} MB; a file of this kind is at most "
+                         f"{max_bytes / 1e6:,.0f} MB: check the path")
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
     try:
-        with open(path, encoding="utf-8") as handle:
-            names = [line.rstrip("\r\n") for line in handle]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--labels: cannot read {path!r}: {exc}") from None
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{option}: {path!r} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                         "save it as UTF-8") from None
+
+
+def read_labels_file(path, option="--labels"):
+    """Class names, one per line (blank lines at the end ignored); ValueError naming the file otherwise."""
+    names = read_text_file(path, option, MAX_CLASS_NAMES_BYTES).splitlines()
     while names and not names[-1].strip():
         names.pop()
     if not names or any(not name.strip() for name in names):
-        raise ValueError(f"--labels: {path!r} needs one non-empty class name per line")
+        raise ValueError(f"{option}: {path!r} needs one non-empty class name per line")
     return tuple(names)
 
 
@@ -443,6 +467,9 @@ def tflite_feed(path, interpreter):
     pixels and no names without metadata)."""
     from ghostnet_tf.preprocessing import Transform
 
+    from convert.inference import check_feed
+
+    check_feed(interpreter, where=f"--tflite: {path}")
     shape = [int(s) for s in interpreter.get_input_details()[0]["shape"]]
     if len(shape) != 4 or shape[3] != 3:
         raise ValueError(f"--tflite: {path} takes input of shape {shape}, not RGB images (1, H, W, 3)")

@@ -61,14 +61,23 @@ def candidates(calibrated):
     return [(op["op_name"], graph.name(op["outputs"][0])) for op in graph.ops if op["op_name"] not in NOT_CANDIDATES]
 
 
-def select(calibrated, names):
-    """The output tensor names of the ops in the named layers; a name that matches nothing is an error."""
+def select(calibrated, names, rewrites=()):
+    """The output tensor names of the ops in the named layers; a name that matches nothing is an error, which
+    names the export rewrite (of ``rewrites``, those applied) that replaced the layer, if one did."""
+    from convert.rewrites import replaced_by
+
     ops = candidates(calibrated)
     chosen = []
     for name in names:
         found = [tensor for _, tensor in ops if _belongs(tensor, name)]
         if not found:
             layers = list(dict.fromkeys(layer_of(tensor) for _, tensor in ops))
+            replaced = replaced_by(name, rewrites, layers)
+            if replaced:
+                rewrite, made = replaced
+                raise ValueError(f"--keep-float: {name!r} is not in the converted graph: the export rewrite "
+                                 f"{rewrite} replaced it by {', '.join(made)}; give --keep-float {made[0]}, or "
+                                 f"--rewrite without {rewrite} (e.g. --rewrite none) to keep {name!r} itself")
             raise ValueError(f"--keep-float: no op of the model is in {name!r}; its layers include "
                              f"{', '.join(layers[:8])}, ... (see --per-layer)")
         chosen += [t for t in found if t not in chosen]
@@ -131,10 +140,10 @@ def search(calibrated, io, inputs, reference, target_agreement, show_progress=Tr
     return keep, record
 
 
-def keep_float(calibrated, io, spec, model, inputs, show_progress=True):
+def keep_float(calibrated, io, spec, model, inputs, show_progress=True, rewrites=()):
     """Quantize a calibrated model keeping ``spec``'s ops in float: (content, the report's ``keep_float``:
     the kept layers and why each is kept). ``model``/``inputs``: the Keras float model and the calibration
-    images in its input domain (for auto)."""
+    images in its input domain (for auto); ``rewrites``: the export rewrites that applied."""
     record = None
     if spec.auto:
         reference = np.asarray(model.predict(inputs, batch_size=16, verbose=0), np.float64)
@@ -142,7 +151,7 @@ def keep_float(calibrated, io, spec, model, inputs, show_progress=True):
         why = {step["layer"]: f"auto: +{step['sqnr_gain_db']:.2f} dB output SQNR when alone in float"
                for step in reversed(record["steps"])}
     else:
-        keep = select(calibrated, spec.names)
+        keep = select(calibrated, spec.names, rewrites)
         why = {layer_of(t): "--keep-float " + next(n for n in spec.names if _belongs(t, n)) for t in keep}
     return quantize(calibrated, io, keep), {"mode": "auto" if spec.auto else "named",
                                             "requested": list(spec.names) or ["auto"], "layers": sorted(why),

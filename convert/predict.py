@@ -8,6 +8,7 @@ from convert.calibration import takes_pixels
 from convert.inference import predict
 from convert.metadata import default_labels, tflite_feed
 from convert.source import as_source
+from ghostnet_tf.cliutil import check_input_file
 from ghostnet_tf.preprocessing import load_image, model_inputs
 from ghostnet_tf.runtime import make_interpreter
 
@@ -18,6 +19,7 @@ def predict_images(images, tflite=None, model=None, labels=None, top=5):
     names; ``labels`` overrides them)."""
     if (tflite is None) == (model is None):
         raise ValueError("predict: give exactly one of a .tflite file or a Keras model")
+    images = [check_input_file(path, "IMAGE") for path in images]
     if model is not None:
         from convert.converter import input_size_of
 
@@ -28,7 +30,7 @@ def predict_images(images, tflite=None, model=None, labels=None, top=5):
         labels = default_labels(model.outputs[0].shape[-1], labels or source.labels)
         run = lambda x: np.asarray(model.predict(x, verbose=0))  # noqa: E731
     else:
-        interpreter = make_interpreter(model_path=tflite, num_threads=2)
+        interpreter = make_interpreter(model_path=check_input_file(tflite, "--tflite"), num_threads=2)
         size, transform, pixels, labels = tflite_feed(tflite, interpreter)
         run = lambda x: predict(interpreter, x)  # noqa: E731
     results = []

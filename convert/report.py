@@ -65,8 +65,13 @@ def fidelity_warnings(report):
             "the float model; calibrate on real images of the target domain and check --per-layer"]
 
 
+def report_bytes(report):
+    """A JSON-ready report as the bytes of its file."""
+    return (json.dumps(report, indent=2, default=str) + "\n").encode()
+
+
 def write_json(report, path):
-    write_atomic(path, (json.dumps(report, indent=2, default=str) + "\n").encode())
+    write_atomic(path, report_bytes(report))
 
 
 def _quant(detail):

@@ -35,6 +35,19 @@ SMALL_GHOST = 8  # intrinsic channels up to which the fused form pays (measured 
 POOL = (2, 2)  # the DFC gate's average pool (size = stride)
 
 
+# The layers of GhostNet's stem that fold-normalization replaces, and the layer of the export that does their work.
+STEM_FOLD = {"preprocessing": "conv_stem_folded", "conv_stem": "conv_stem_folded", "act1": "act1_border"}
+
+
+def replaced_by(name, applied, layers):
+    """(rewrite, export layers) for a layer ``name`` of the model that the ``applied`` rewrites replaced (the export
+    layers they made for it, out of ``layers``), else None: what --keep-float tells a user who names it."""
+    if "fold-normalization" in applied and name in STEM_FOLD:
+        return "fold-normalization", [STEM_FOLD[name]]
+    made = [layer for layer in layers if layer.startswith(name + "_")]  # conv_dw_0, pool_depthwise, ...
+    return (", ".join(applied), made) if made and applied else None
+
+
 def default_rewrites(quantize):
     """The rewrites that paid on both emulated cores for this precision's kernels."""
     return REWRITES if quantize == "int8" else FLOAT_REWRITES

@@ -6,7 +6,7 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 
-from ghostnet_tf.cliutil import check_weights_with_width, first_line
+from ghostnet_tf.cliutil import check_input_file, check_weights_with_width, first_line
 from ghostnet_tf.preprocessing import Transform
 
 
@@ -55,8 +55,9 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
                                                       "weights": None if weights is None else os.fspath(weights)})
     check_weights_with_width(weights, width)
     path = os.fspath(keras_model)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"--keras-model: no such file: {path!r}")
+    check_input_file(path, "--keras-model")
     if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
         raise ValueError(f"--keras-model: {path!r} is not a Keras model file (a .keras file is a zip archive; "
                          "this one is damaged or something else)")
@@ -76,7 +77,61 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for bad files and unknown layers
+        unknown = unknown_classes(path)
+        if unknown:  # Keras' own text names the model, not the layer it could not make
+            raise ValueError(f"--keras-model: cannot load {path!r}: it uses the layer class {unknown[0]!r}"
+                             f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}, which is not a "
+                             "ghostnet_tf or Keras layer; give --import-module MODULE, the Python module that "
+                             "defines it with @keras.saving.register_keras_serializable") from None
         raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
     from ghostnet_tf.preprocessing import read_labels, read_transform
 
     return ModelSource(model, read_transform(path), read_labels(path), {"name": model.name, "keras_model": path})
+
+
+def unknown_classes(path):
+    """The classes a .keras file's config names that neither Keras nor a registration can make, in file order
+    ([] if the config cannot be read)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    found = []
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if "class_name" in node and "config" in node and not str(node["class_name"]).startswith("__") \
+                    and not _resolvable(node):  # "__keras_tensor__" and friends: Keras' own markers
+                name = node.get("registered_name") or node["class_name"]
+                found.extend([name] if name not in found else [])
+            for value in node.values():
+                walk(value)
+
+    walk(config)
+    return found
+
+
+def _resolvable(node):
+    """Whether Keras can make the serialized object ``node``: one of its own, a registered class, or a class of
+    an importable module."""
+    import importlib
+
+    import keras
+
+    module, registered = node.get("module"), node.get("registered_name")
+    if registered and keras.saving.get_registered_object(registered) is not None:
+        return True
+    if module is None:
+        return keras.saving.get_registered_object(node["class_name"]) is not None
+    if module == "keras" or module.startswith("keras."):
+        return True
+    try:  # Keras imports the module and takes the class from it; this runs only once loading failed
+        return hasattr(importlib.import_module(module), node["class_name"])
+    except Exception:  # the module may fail in any way, as for --import-module
+        return False

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from convert import CALIBRATED_MODES, DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, IO_TYPES, QUANTIZE_MODES
 from convert.opversions import DEFAULT_MIN_RUNTIME, parse_version
+from ghostnet_tf.spec import check_input_size
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ConversionSpec:
         parse_version(self.file.min_runtime)
         check_held_out(self.calibration, self.eval_images)
         if self.input_size is not None:
-            object.__setattr__(self, "input_size", tuple(self.input_size))
+            object.__setattr__(self, "input_size", check_input_size(self.input_size))
         if self.rewrite is not None:
             object.__setattr__(self, "rewrite", tuple(self.rewrite))
 

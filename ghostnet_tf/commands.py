@@ -1,18 +1,21 @@
 """Subcommands of the model library itself: ``ghostnet info``, ``ghostnet port`` and ``ghostnet train``."""
 import argparse
+import math
 
-from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, integer_at_least, parse_size, parse_width,
-                                 positive_int, print_json)
+from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_input_file, class_count, integer_at_least,
+                                 parse_size, parse_width, print_json)
+from ghostnet_tf.preprocessing import MIN_CROP_PCT
+from ghostnet_tf.training.config import MAX_BATCH_SIZE, MAX_DEVICES, MAX_EPOCHS, MAX_SEED
 
 
 def _number(minimum, maximum=None, open_low=False):
-    """An argparse type: a float in [minimum, maximum) (or (minimum, ...) with ``open_low``)."""
+    """An argparse type: a finite float in [minimum, maximum) (or (minimum, ...) with ``open_low``)."""
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
-        ok = value == value and (value > minimum if open_low else value >= minimum) and (
+        ok = math.isfinite(value) and (value > minimum if open_low else value >= minimum) and (
             maximum is None or value < maximum)
         if not ok:
             bound = f"{'>' if open_low else '>='} {minimum:g}" + (f" and < {maximum:g}" if maximum is not None else "")
@@ -29,7 +32,7 @@ def register(sub):
                    help="v3, rep: the folded inference form (default: the training form, timm's count)")
     p.add_argument("--width", type=parse_width, default=None, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
-    p.add_argument("--classes", type=positive_int, default=1000, help="classifier outputs (default 1000)")
+    p.add_argument("--classes", type=class_count, default=1000, help="classifier outputs (default 1000)")
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.set_defaults(func=info, tensorflow=True)
 
@@ -51,9 +54,10 @@ def register(sub):
     add_family_argument(p, default=None)
     p.add_argument("--width", type=parse_width, default=None, help="channel multiplier (default 1.0)")
     p.add_argument("--input-size", type=parse_size, default=None, help="S or HxW (default 32)")
-    p.add_argument("--classes", type=positive_int, default=None, help="default: the number of classes in DATA")
-    p.add_argument("--epochs", type=positive_int, default=None, help="default 10 (with --resume: extend the run)")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default 128")
+    p.add_argument("--classes", type=class_count, default=None, help="default: the number of classes in DATA")
+    p.add_argument("--epochs", type=integer_at_least(1, MAX_EPOCHS), default=None,
+                   help="default 10 (with --resume: extend the run)")
+    p.add_argument("--batch-size", type=integer_at_least(1, MAX_BATCH_SIZE), default=None, help="default 128")
     p.add_argument("--lr", type=_number(0.0, open_low=True), default=None, help="peak AdamW learning rate (2e-3)")
     p.add_argument("--weight-decay", type=_number(0.0), default=None, help="AdamW weight decay (0.05)")
     p.add_argument("--label-smoothing", type=_number(0.0, 1.0), default=None, help="default 0.1")
@@ -66,14 +70,15 @@ def register(sub):
                         "gets a fresh classifier")
     p.add_argument("--freeze-backbone", action="store_true",
                    help="train only conv_head and the classifier (BatchNorm stays in inference mode)")
-    p.add_argument("--seed", type=integer_at_least(0), default=None, help="data order, split and init (default 0)")
-    p.add_argument("--crop-pct", type=_number(0.0, 1.000001, open_low=True), default=None,
+    p.add_argument("--seed", type=integer_at_least(0, MAX_SEED), default=None,
+                   help="data order, split and init (default 0)")
+    p.add_argument("--crop-pct", type=_number(MIN_CROP_PCT, 1.000001), default=None,
                    help="evaluation crop: fraction of the short side (default 0.875 from 96 pixels up, else 1)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest", "area"), default=None)
     p.add_argument("--strategy", choices=("mirrored", "multi-worker"), default=None,
                    help="mirrored (default): this host's devices; multi-worker: the hosts of TF_CONFIG, each running "
                         "the same command (MultiWorkerMirroredStrategy; only the chief writes the files)")
-    p.add_argument("--devices", type=positive_int, default=None,
+    p.add_argument("--devices", type=integer_at_least(1, MAX_DEVICES), default=None,
                    help="mirrored: train on N devices under MirroredStrategy (GPUs, or N logical CPU devices "
                         "without GPU)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run written at -o")
@@ -125,6 +130,7 @@ def info(args):
 def port(args):
     from ghostnet_tf.port import port_checkpoint
 
+    check_input_file(args.src, "src")
     check_distinct_paths(src=args.src, **{"-o/--output": args.output})
     try:
         width, classes, family = port_checkpoint(args.src, args.output, width=args.width)

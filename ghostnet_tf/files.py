@@ -2,6 +2,7 @@
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 
 
@@ -18,7 +19,7 @@ def check_writable(path, arg):
     # Files are written beside their path and renamed, so the directory must take a new file; try it
     # (os.access says yes to root even on a read-only file system).
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=_temp_name(path)[1], dir=parent)
     except OSError as exc:
         raise ValueError(f"{arg}: cannot write {path!r}: {exc.strerror or exc}") from None
     os.close(fd)
@@ -31,19 +32,45 @@ def _umask():
     return mask
 
 
+def _temp_name(path):
+    """(directory, prefix, suffix) of the temporary files ``atomic_path`` and ``check_writable`` make for ``path``."""
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    return os.path.dirname(os.path.abspath(path)), f".{name}.", name[name.index("."):] if "." in name else ""
+
+
+def remove_stale_temps(path):
+    """Remove the temporary files a killed process (``kill -9``, a power cut) left beside ``path``; returns
+    their names. Only names of the exact form ``atomic_path`` makes (prefix, mkstemp's 8 characters, suffix)."""
+    directory, prefix, suffix = _temp_name(path)
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}(" + re.escape(suffix) + ")?")
+    stale = [name for name in os.listdir(directory) if pattern.fullmatch(name)]
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, name))
+    return stale
+
+
+def _sync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path`` (same suffix, for writers that look at it); rename it into
-    place when the block succeeds, remove it when it fails."""
+    place when the block succeeds, remove it when it fails (``remove_stale_temps``: when the process was killed)."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
-    suffix = name[name.index("."):] if "." in name else ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
+    directory, prefix, suffix = _temp_name(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        _sync(tmp)  # on disk before the rename publishes it: after a power cut the file is whole, not empty
         os.replace(tmp, path)
     except (OSError, ValueError) as exc:
         if tmp not in str(exc):

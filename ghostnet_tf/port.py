@@ -3,6 +3,7 @@
 Above both the builder and the checkpoint reader: it builds a GhostNet and fills it from a state dict."""
 import os
 
+from ghostnet_tf.cliutil import check_distinct_paths
 from ghostnet_tf.files import atomic_path
 from ghostnet_tf.model_v2 import FAMILIES
 from ghostnet_tf.preprocessing import write_labels, write_transform
@@ -18,6 +19,7 @@ def port_checkpoint(src, output, width=None):
     renamed: never half-written. A .keras output keeps what the checkpoint records of how it sees images
     (input size, crop, interpolation) and its class names."""
     output, src = os.fspath(output), os.fspath(src)
+    check_distinct_paths(src=src, output=output)  # the input is read whole first, but it would be gone
     if not output.lower().endswith(PORT_SUFFIXES):
         raise ValueError(f"`output` must end in .weights.h5 or .keras, got {output!r}")
     directory = os.path.dirname(os.path.abspath(output))

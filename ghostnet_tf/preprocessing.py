@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ghostnet_tf.cliutil import first_line
+from ghostnet_tf.spec import check_input_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,23 +62,48 @@ def normalization_layer(name="preprocessing"):
 # so int8 ranges are measured on exactly the pixels the model is evaluated on.
 CROP_PCT = 0.875
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The smallest crop_pct: the image is first scaled to size / crop_pct, so 1e-6 would mean a million-pixel side
+# per pixel of the crop. Evaluation recipes use 0.8-1.0.
+MIN_CROP_PCT = 0.1
 # Longest side / shortest side accepted: the short side is scaled to the crop size, so a 1x20000 strip
 # would become a 146x2.9M intermediate (5 GB) for a 128 crop. Photos stay far below 10:1.
 MAX_ASPECT_RATIO = 10
 
 
 def find_images(directory):
-    """JPEG/PNG files under ``directory`` (recursive), sorted so every run sees the same order."""
+    """JPEG/PNG files under ``directory`` (recursive), sorted so every run sees the same order. Regular files
+    only: reading a FIFO named like an image would hang, a link to /dev/zero never end."""
     paths = [os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
              if name.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(paths)
+    return sorted(path for path in paths if os.path.isfile(path))
 
 
-def class_folders(directory):
+def class_folders(directory, where="DATA"):
     """[(class name, image paths)] of an image-folder dataset DIR/<class>/**/image, in sorted class order
-    (so the label of a class is its index): the one layout `train`, `eval` and the tools read."""
+    (so the label of a class is its index): the one layout `train`, `eval` and the tools read. A class folder
+    that repeats other images (a link to DIR or a parent of it, to another class folder or into one) is refused
+    in one line naming ``where`` and the folder."""
     classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+    _check_distinct_classes(directory, classes, where)
     return [(name, find_images(os.path.join(directory, name))) for name in classes]
+
+
+def _check_distinct_classes(directory, classes, where):
+    """Each class folder a folder of its own: not DIR itself or above it, not the same as or inside another."""
+    def real(path):
+        return os.path.join(os.path.realpath(path), "")  # a trailing separator: "a/" is not a prefix of "ab/"
+
+    root = real(directory)
+    resolved = sorted((real(os.path.join(directory, name)), os.path.join(directory, name)) for name in classes)
+    for target, path in resolved:
+        if root.startswith(target):
+            raise ValueError(f"{where}: class folder {path!r} is {target.rstrip(os.sep)!r}, the data folder or one "
+                             f"holding it (a link?): its images would count twice; remove it")
+    # Sorted, a folder is followed by the folders inside it: comparing neighbours finds every overlap.
+    for (first, first_path), (second, second_path) in zip(resolved, resolved[1:]):
+        if second.startswith(first):
+            raise ValueError(f"{where}: class folders {first_path!r} and {second_path!r} are the same folder or one "
+                             f"holds the other (a link?): their images would count under two classes; remove one")
 
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
@@ -97,11 +123,9 @@ class Transform:
     interpolation: str = "bicubic"
 
     def __post_init__(self):
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"Transform: size must be (height, width), got {self.size!r}")
-        if not 0.0 < float(self.crop_pct) <= 1.0:
-            raise ValueError(f"Transform: crop_pct must be in (0, 1], got {self.crop_pct!r}")
+        object.__setattr__(self, "size", check_input_size(tuple(int(s) for s in self.size), "Transform: size"))
+        if not MIN_CROP_PCT <= float(self.crop_pct) <= 1.0:
+            raise ValueError(f"Transform: crop_pct must be in [{MIN_CROP_PCT:g}, 1], got {self.crop_pct!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"Transform: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
                              f"got {self.interpolation!r}")
@@ -128,16 +152,23 @@ def write_transform(path, transform):
 
 
 def read_transform(path):
-    """The Transform stored in a .keras file by ``write_transform``, or None."""
+    """The Transform stored in a .keras file by ``write_transform``, or None; ValueError naming the file if the
+    stored one is out of bounds (a size of 10**5 would exhaust memory at the first image)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             if TRANSFORM_MEMBER not in archive.namelist():
                 return None
-            return Transform.from_json(json.loads(archive.read(TRANSFORM_MEMBER)))
-    except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError):
+            data = json.loads(archive.read(TRANSFORM_MEMBER))
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    try:
+        return Transform.from_json(data)
+    except (KeyError, TypeError):
+        return None
+    except ValueError as exc:
+        raise ValueError(f"{path}: its recorded evaluation transform is invalid ({first_line(exc)})") from None
 
 
 def write_labels(path, names):

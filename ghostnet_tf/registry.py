@@ -59,6 +59,11 @@ MODELS = {e.name: e for e in (
 )}
 
 
+def builder_name(prefix):
+    """The builder of timm's name prefix ("ghostnetv2" -> "GhostNetV2"), which the builders' messages name."""
+    return next(BUILDER_NAMES[family] for family, known in FAMILY_PREFIX.items() if known == prefix)
+
+
 def list_models(pattern="*", pretrained=False):
     """The registered names matching the shell-style ``pattern`` (e.g. "ghostnetv2_*"), sorted; with
     ``pretrained`` only those with ImageNet weights."""

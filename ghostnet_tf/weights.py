@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers
 
 from ghostnet_tf.blocks import make_divisible
-from ghostnet_tf.cliutil import MissingDependency, first_line
+from ghostnet_tf.cliutil import MissingDependency, UsageError, check_input_file, first_line
 from ghostnet_tf.files import atomic_path, sha256_file
 from ghostnet_tf.layers import GhostModule
 from ghostnet_tf.registry import BUILDER_NAMES
@@ -192,12 +192,24 @@ def torch_load_error(path, exc):
     return ValueError(f"`weights`: cannot read {path} as a PyTorch checkpoint: {first_line(exc)}")
 
 
-def _read_torch(path):
+def _torch(path):
+    """The torch module, which reading the PyTorch checkpoint ``path`` needs."""
     try:
         import torch
     except ImportError:
-        raise MissingDependency(f"`weights`: reading the PyTorch checkpoint {path} needs torch: pip install 'ghostnet-tf[torch]' "
-                          "(or use a .safetensors file, which does not)") from None
+        raise MissingDependency(f"`weights`: reading the PyTorch checkpoint {path} needs torch: pip install "
+                                "'ghostnet-tf[torch]' (or use a .safetensors file, which does not)") from None
+    return torch
+
+
+def require_reader(path):
+    """Fail before any work if reading the checkpoint ``path`` needs a package that is not installed."""
+    if os.fspath(path).lower().endswith((".pth", ".pt")):
+        _torch(path)
+
+
+def _read_torch(path):
+    torch = _torch(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, KeyError, EOFError, ... on bad files
@@ -227,6 +239,10 @@ def _read_port_weights(path):
 def read_checkpoint(path):
     """{key: numpy array} with timm/official names and PyTorch layouts, from any supported file."""
     path = os.fspath(path)
+    try:  # a folder, /dev/zero or a FIFO would fail obscurely, hang, or fill the memory
+        check_input_file(path, "`weights`")
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
     name = path.lower()
     if name.endswith(".safetensors"):
         return _read_safetensors(path)

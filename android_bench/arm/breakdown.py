@@ -32,7 +32,7 @@ BLOCK_RULES = (
 
 
 class Model:
-    """A single-subgraph .tflite file, opened once, cut many times."""
+    """A single-subgraph .tflite file without float16 weights, opened once, cut many times."""
 
     def __init__(self, path):
         with open(path, "rb") as handle:
@@ -42,6 +42,11 @@ class Model:
                              f"{len(self.model.subgraphs)}")
         self.graph = self.model.subgraphs[0]
         self.ops = list(self.graph.operators)
+        if any(t.type == schema.TensorType.FLOAT16 for t in self.graph.tensors):
+            # Its weights are DEQUANTIZEd to float32 at load; a cut after one returns a constant, which
+            # XNNPACK refuses to run.
+            raise ValueError(f"{path}: --per-block needs an int8 or float32 file, and this one has float16 "
+                             "weights; count it without --per-block")
 
     def op_type(self, op):
         code = self.model.operatorCodes[op.opcodeIndex]

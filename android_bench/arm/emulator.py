@@ -8,15 +8,19 @@ emulation says nothing about a phone and is never recorded.
 ``Emulator.load()`` finds what ``setup.install()`` put into the cache (this module says what a complete,
 current setup is, so that a stale one is refused), ``on(cpu)`` picks the core, ``measure`` is the runner.
 """
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from importlib.metadata import version
@@ -38,11 +42,40 @@ ARM64_PACKAGES = (
     "libcom-err2 libkeyutils1").split()
 GUEST_SCRIPT = os.path.join(os.path.dirname(__file__), "guest.py")
 REGION = re.compile(r"^ghostnet-region (\d+) insns=(\d+) dot=(\d+) mm=(\d+)$", re.M)
+PROGRESS = re.compile(rb"^ghostnet-progress (\d+)/(\d+) (\d+)/(\d+)$", re.M)  # guest.py's, on its stderr
+PROGRESS_S = 15.0  # how often the progress of a running guest is reported
+STALL_S = 1800.0  # a guest silent for this long (no inference finished) is stuck
 XNNPACK_LINE = "Created TensorFlow Lite XNNPACK delegate"
 # Run in each new core's guest: it must start, import LiteRT and numpy, and print the AT_HWCAP (16) and
 # AT_HWCAP2 (26) words qemu hands the emulated core, i.e. its features.
 PROBE = ("import ctypes, numpy, ai_edge_litert.interpreter; g = ctypes.CDLL(None).getauxval; "
          "g.restype = ctypes.c_ulong; print(g(16), g(26))")
+
+
+_GUESTS, _GUESTS_LOCK = set(), threading.Lock()  # the emulated processes running now, for stop_guests()
+
+
+def _kill(process):
+    """End a guest and everything in its process group, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def stop_guests():
+    """Kill every emulated process still running (from any thread): a stopped run stops what it started."""
+    with _GUESTS_LOCK:
+        running = list(_GUESTS)
+    for process in running:
+        _kill(process)
+
+
+def _last_progress(handle):
+    """(model, models, inference, inferences) of the last progress line in a guest's stderr file, or None.
+    Read with pread, which leaves the offset the guest writes at alone."""
+    size = os.fstat(handle.fileno()).st_size
+    found = PROGRESS.findall(os.pread(handle.fileno(), 4096, max(0, size - 4096)))
+    return tuple(int(v) for v in found[-1]) if found else None
 
 
 class ArmError(RuntimeError):
@@ -136,6 +169,16 @@ def _agreement(arm_out, host_out, runtime):
             "output_dtype": str(arm_out.dtype)}
 
 
+def _core_facts(prefix):
+    """The facts a finished guest root records (its core.json), or None if it has none or they are damaged."""
+    try:
+        with open(os.path.join(prefix, "core.json"), encoding="utf-8") as handle:
+            facts = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) and {"cpu", "midr", "features"} <= facts.keys() else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Emulator:
     """A complete, current setup on one emulated core ``cpu``: the runner (``android_bench.runner``) of ``bench
@@ -176,30 +219,75 @@ class Emulator:
         return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": self.layout.site, "QEMU_LD_PREFIX": prefix}
 
-    def run_guest(self, args, prefix, plugin_log=None, timeout=1800):
+    def stop(self):
+        """End the emulated runs in progress (``compare`` calls it when it stops early)."""
+        stop_guests()
+
+    def run_guest(self, args, prefix, plugin_log=None, timeout=STALL_S):
         """The emulated Python on this core with the guest root ``prefix`` (and the counting plugin writing to
-        ``plugin_log``); the finished process."""
+        ``plugin_log``); the finished process. It runs in a process group of its own, killed with everything
+        in it if this call is interrupted (Ctrl-C, SIGTERM via ``cli.common.stops_cleanly``) or fails; it
+        may run as long as it progresses (``timeout``: the longest silence), reported every PROGRESS_S."""
         command = [self.qemu_path, "-cpu", self.cpu]
         if plugin_log:
             command += ["-plugin", self.layout.plugin, "-d", "plugin", "-D", plugin_log]
         command += [self.layout.python, *args]
-        try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env=self._guest_env(prefix))
-        except subprocess.TimeoutExpired:
-            raise ArmError(f"the emulated run on {self.cpu} did not finish within {timeout} s") from None
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                       env=self._guest_env(prefix), start_new_session=True)
+            with _GUESTS_LOCK:
+                _GUESTS.add(process)
+            try:
+                self._watch(process, err, timeout)
+            except BaseException:
+                _kill(process)
+                raise
+            finally:
+                with _GUESTS_LOCK:
+                    _GUESTS.discard(process)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(command, process.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
+
+    def _watch(self, process, err, timeout):
+        """Wait for the guest, logging its progress; ArmError once it has been silent for ``timeout`` s."""
+        started = quiet_since = time.monotonic()
+        last = None
+        while True:
+            try:
+                process.wait(timeout=min(PROGRESS_S, timeout))
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            now, progress = time.monotonic(), _last_progress(err)
+            if progress != last:
+                last, quiet_since = progress, now
+            elif now - quiet_since >= timeout:
+                raise ArmError(f"the emulated run on {self.cpu} made no progress for {timeout:.0f} s (stopped it)")
+            if self.log and progress:
+                model, models, inference, inferences = progress
+                where = f"model {model}/{models}, " if models > 1 else ""
+                self.log(f"arm: {self.cpu}: {where}inference {inference}/{inferences} done "
+                         f"({now - started:.0f} s elapsed)")
 
     def guest_root(self):
         """(path, facts) of this core's guest root: the userland, plus the /proc/cpuinfo and /sys CPU lists of a
         one-core phone with the core's MIDR and the features qemu gives it. Made once, then reused."""
         name, cores = self.cpu, self.layout.cores
         prefix = os.path.join(cores, name)
-        facts_path = os.path.join(prefix, "core.json")
-        if os.path.exists(facts_path):
-            with open(facts_path, encoding="utf-8") as handle:
-                return prefix, json.load(handle)
-        os.makedirs(cores, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{name}-", dir=cores)  # private: two runs may race here
+        facts = _core_facts(prefix)
+        if facts is not None:
+            return prefix, facts
+        if os.path.exists(prefix):  # an unreadable or damaged one: made again
+            shutil.rmtree(prefix, ignore_errors=True)
+        try:
+            os.makedirs(cores, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=f".{name}-", dir=cores)  # private: two runs may race here
+        except OSError as exc:
+            raise ArmError(f"--cache: the emulator's cache {self.layout.root} is not writable ({exc.strerror or exc}); "
+                           f"the guest root of {name} is made there on its first use: make the folder writable, or "
+                           "give a writable --cache (then `ghostnet bench arm --setup --cache DIR`)") from None
         try:
             cpu_dir = os.path.join(staging, "sys", "devices", "system", "cpu")
             os.makedirs(cpu_dir)
@@ -225,16 +313,18 @@ class Emulator:
                 pass
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        with open(facts_path, encoding="utf-8") as handle:
-            return prefix, json.load(handle)
+        facts = _core_facts(prefix)
+        if facts is None:
+            raise ArmError(f"the guest root {prefix} has no readable core.json; remove it and rerun")
+        return prefix, facts
 
-    def count(self, model_files, x, runs=3, use_xnnpack=True):
+    def count(self, model_files, x, runs=3, use_xnnpack=True, label=None):
         """Run each of ``model_files`` on input ``x`` (already in their input dtype) in one emulated process on
         this core. Returns (instruction counts per model as in ``parse_regions``, the first model's output,
-        facts about core and guest)."""
+        facts about core and guest). ``label``: what the messages call the files (default: the first)."""
         core = cpus.CORES[self.cpu]
         prefix, facts = self.guest_root()
-        model_file = model_files[0]
+        model_file = label or model_files[0]
         models = [os.path.abspath(p) for p in model_files]
         with tempfile.TemporaryDirectory(prefix="ghostnet-arm-") as tmp:
             input_path, output_path = os.path.join(tmp, "input.npy"), os.path.join(tmp, "output.npy")
@@ -253,7 +343,11 @@ class Emulator:
                                "the phone's kernels")
             with open(log_path, encoding="utf-8") as handle:
                 counts = parse_regions(handle.read(), runs, len(models))
-            guest = json.loads(done.stdout.strip().splitlines()[-1])
+            try:
+                guest = json.loads((done.stdout.strip().splitlines() or [""])[-1])
+            except ValueError:
+                raise ArmError(f"the emulated run of {model_file} on {core.name} printed no facts line: "
+                               f"{' | '.join(done.stderr.strip().splitlines()[-3:]) or 'no message'}") from None
             output = np.load(output_path)
         facts = {**facts, "note": core.note, "emulator": "qemu-aarch64", "emulator_version": self.qemu_version,
                  "guest_python": guest["python"], "guest_runtime_version": guest["runtime_version"]}
@@ -269,8 +363,14 @@ class Emulator:
             raise ValueError("threads: the instruction count is per inference on one core; use 1 thread")
         run_config.refuse_accelerator("the ARM emulator")
         model = modelfile.check_tflite(model_file)
+        if per_block:
+            breakdown.Model(model_file)  # refuses a file it cannot cut before minutes of counting
         host = make_interpreter(model_path=model_file, num_threads=1, use_xnnpack=run_config.use_xnnpack)
-        contract = input_contracts(model_file, host)[0]
+        contracts = input_contracts(model_file, host)
+        if len(contracts) != 1:
+            raise ArmError(f"model {model_file} has {len(contracts)} inputs; bench arm feeds a model one input (an "
+                           "image): give a model with a single input")
+        (contract,) = contracts
         x = contract.sample(np.random.default_rng(run_config.seed))
         host.set_tensor(contract.index, x)
         host.invoke()
@@ -280,8 +380,9 @@ class Emulator:
                    "platform": self.wheel_platform}
         split = None
         if per_block:
-            split = breakdown.per_op(model_file, lambda paths: self.count(paths, x, 1, run_config.use_xnnpack)[0],
-                                     self.log)
+            label = f"the cut models of {model_file} (--per-block)"
+            split = breakdown.per_op(model_file, lambda paths: self.count(paths, x, 1, run_config.use_xnnpack,
+                                                                          label)[0], self.log)
         return results.make_arm_record(model=model, runtime=runtime, delegate=run_config.delegate, device=device,
                                        instructions=instructions,
                                        host_agreement=_agreement(arm_out, host_out, get_runtime()), breakdown=split)

@@ -2,7 +2,8 @@
 
 Standalone on purpose (only numpy and ai_edge_litert exist in the guest). Usage:
     guest.py INPUT.npy OUTPUT.npy RUNS XNNPACK(0|1) MODEL [MODEL ...]
-Per model, regions in order: one empty region (the markers' own cost), the first invoke, then RUNS invokes.
+Per model, regions in order: one empty region (the markers' own cost), the first invoke, then RUNS invokes;
+after each invoke, outside its region, a progress line on stderr.
 Several models share one process (a per-op breakdown runs hundreds of cut models). OUTPUT.npy gets the
 first model's output. Prints one JSON line with what the guest saw (runtime version, machine, output dtype).
 """
@@ -24,7 +25,9 @@ def mark(phase):
     _libc.syscall(MARKER_SYSCALL, MARKER_MAGIC, phase)
 
 
-def count(model, x, runs, xnnpack):
+def count(model, x, runs, xnnpack, place):
+    """Count ``model``'s invokes; after each one (outside the counted region) a progress line on stderr,
+    ``ghostnet-progress MODEL/MODELS INFERENCE/INFERENCES``, which the host reports."""
     resolver = litert.OpResolverType
     interpreter = litert.Interpreter(
         model_path=model, num_threads=1,
@@ -34,20 +37,21 @@ def count(model, x, runs, xnnpack):
     invoke = interpreter.invoke
     mark(1)
     mark(2)
-    for _ in range(1 + runs):
+    for done in range(1, 2 + runs):
         mark(1)
         invoke()
         mark(2)
+        print(f"ghostnet-progress {place} {done}/{1 + runs}", file=sys.stderr, flush=True)
     output_detail = interpreter.get_output_details()[0]
     return interpreter.get_tensor(output_detail["index"]), output_detail
 
 
 def main(input_path, output_path, runs, xnnpack, *models):
     x = np.load(input_path)
-    first, detail = count(models[0], x, int(runs), xnnpack == "1")
+    first, detail = count(models[0], x, int(runs), xnnpack == "1", f"1/{len(models)}")
     np.save(output_path, first)
-    for model in models[1:]:
-        count(model, x, int(runs), xnnpack == "1")
+    for number, model in enumerate(models[1:], 2):
+        count(model, x, int(runs), xnnpack == "1", f"{number}/{len(models)}")
     import ai_edge_litert
 
     print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),

@@ -205,14 +205,14 @@ def install(cache=None, log=print):
         seconds[name] = round(time.perf_counter() - begin, 1)
         log(f"arm setup: {name} done in {seconds[name]:.1f} s")
 
+    work = layout.work
     try:
         os.makedirs(layout.root, exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
     except OSError as exc:
-        raise SetupError(f"cannot create the cache folder {layout.root} ({exc.strerror}); "
-                         "set GHOSTNET_ARM_CACHE to a writable folder") from None
-    work = layout.work
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+        raise SetupError(f"cannot write into the cache folder {layout.root} ({exc.strerror}); give a writable "
+                         "--cache (or set GHOSTNET_ARM_CACHE to one)") from None
     step("host tools (qemu-user, gcc)", _host_tools, log)
     wanted = expected_manifest(qemu_version(qemu_binary()))
     step("counting plugin", _build_plugin, layout, work, log)

@@ -1,6 +1,6 @@
 """``ghostnet bench adb``: benchmark_model on an Android phone over adb (the only subcommand that needs one)."""
 from android_bench.cli.common import (add_common_options, add_device_options, adb_session, check_output, emit,
-                                      run_configs)
+                                      run_configs, stops_cleanly)
 from ghostnet_tf.cliutil import check_distinct_paths
 
 
@@ -16,6 +16,7 @@ def add(bench_sub):
     p.set_defaults(func=run)
 
 
+@stops_cleanly
 def run(args):
     from android_bench import device, modelfile
 

@@ -2,7 +2,7 @@
 import argparse
 
 from android_bench.arm import cpus, estimate
-from android_bench.cli.common import check_output, log, parse_cpus
+from android_bench.cli.common import MAX_ARM_RUNS, arm_runs_count, check_output, log, parse_cpus, stops_cleanly
 from ghostnet_tf.cliutil import UsageError, check_distinct_paths, positive_int
 
 
@@ -18,8 +18,9 @@ def add(bench_sub):
     p.add_argument("--model", help="the .tflite model to run")
     p.add_argument("--cpu", type=parse_cpus, default=["cortex-a76"],
                    help=f"emulated cores, comma-separated (default cortex-a76); of {', '.join(cpus.CORES)}")
-    p.add_argument("--runs", type=positive_int, default=3,
-                   help="counted inferences after the first (default 3; the median is reported)")
+    p.add_argument("--runs", type=arm_runs_count, default=3,
+                   help=f"counted inferences after the first (default 3, at most {MAX_ARM_RUNS}; the median is "
+                        "reported: the counts are exact, more runs only confirm them)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="interpreter threads; only 1: counts are per inference on one core")
     p.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
@@ -49,6 +50,7 @@ def describe_arm(record):
             f"{agreement['host_machine']}: {exact}")
 
 
+@stops_cleanly
 def run(args):
     from android_bench import results
     from android_bench.arm import breakdown, setup

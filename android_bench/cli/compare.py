@@ -5,13 +5,25 @@ import os
 
 from android_bench import zoo
 from android_bench.arm import estimate
-from android_bench.cli.common import add_device_options, adb_session, check_folder, log, parse_cpus
+from android_bench.cli.common import (MAX_ROUNDS, add_device_options, adb_session, check_folder, log, parse_cpus,
+                                      rounds_count, runs_count, stops_cleanly, warmup_count)
 from convert import DEFAULT_CALIBRATION_STEPS
-from ghostnet_tf.cliutil import UsageError, integer_at_least, parse_positive_list, parse_size, parse_width, positive_int
+from ghostnet_tf.cliutil import (UsageError, check_input_file, integer_at_least, parse_positive_list, parse_size, parse_width,
+                                 positive_int)
 
 COMPARE_DEFAULTS = {"runs": 50, "warmup": 5, "rounds": 3, "calibration_steps": DEFAULT_CALIBRATION_STEPS,
                     "eval_count": 16}  # fewer fidelity images than `convert`: 14 conversions per run
+MAX_JOBS = 64
 COMPARE_QUICK = {"runs": 10, "warmup": 2, "rounds": 1, "calibration_steps": 8, "eval_count": 4}
+
+
+def parse_models(text):
+    """'a,b' -> ['a', 'b']; an empty list is refused (it would silently mean the default set)."""
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected zoo model names like {', '.join(zoo.QUICK_MODELS)}, got {text!r} "
+                                         "(leave --models out for the default set)")
+    return names
 
 
 def add(bench_sub):
@@ -29,19 +41,21 @@ def add(bench_sub):
     p.add_argument("--device", type=estimate.parse_devices, default=[], metavar="PHONE,PHONE",
                    help="with the ARM table: also ESTIMATE milliseconds on these published phones (e.g. pixel-3) "
                         f"from the {estimate.EMULATED_CORE} counts, with their leave-one-out error; not measurements")
-    p.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], metavar="A,B",
+    p.add_argument("--models", type=parse_models, metavar="A,B",
                    help=f"subset of the zoo: {', '.join(zoo.ZOO)}")
     p.add_argument("--width", type=lambda s: [parse_width(w) for w in s.split(",")], metavar="W,W",
                    help="GhostNet widths (default 0.5,1.0,1.3)")
     p.add_argument("--input-size", type=parse_size, default=(224, 224), help="S or HxW (default 224)")
     p.add_argument("--threads", type=parse_positive_list, default=[], help="thread counts besides 1, e.g. 2,4")
-    p.add_argument("--runs", type=positive_int, help=f"timed runs per round (default {COMPARE_DEFAULTS['runs']})")
-    p.add_argument("--warmup", type=integer_at_least(0),
+    p.add_argument("--runs", type=runs_count, help=f"timed runs per round (default {COMPARE_DEFAULTS['runs']})")
+    p.add_argument("--warmup", type=warmup_count,
                    help=f"warm-up runs per round (default {COMPARE_DEFAULTS['warmup']})")
-    p.add_argument("--rounds", type=positive_int, help=f"rounds over all models (default {COMPARE_DEFAULTS['rounds']})")
+    p.add_argument("--rounds", type=rounds_count,
+                   help=f"rounds over all models (default {COMPARE_DEFAULTS['rounds']}, at most {MAX_ROUNDS:,})")
     p.add_argument("--calibration-steps", type=positive_int,
                    help=f"int8 calibration images (default {COMPARE_DEFAULTS['calibration_steps']})")
-    p.add_argument("--jobs", type=positive_int, default=2, help="conversions at a time (default 2)")
+    p.add_argument("--jobs", type=integer_at_least(1, MAX_JOBS), default=2,
+                   help=f"conversions at a time (default 2, at most {MAX_JOBS})")
     p.add_argument("--weights", metavar="PATH",
                    help="a GhostNet checkpoint for the GhostNet entry (give its width with --width; "
                         "the MobileNets keep their initialisation; default random)")
@@ -65,12 +79,12 @@ def _compare_options(args):
     options = {k: v if getattr(args, k, None) is None else getattr(args, k) for k, v in defaults.items()}
     options["weights"] = options["weights_sha256"] = None
     if args.weights:
-        if not os.path.isfile(args.weights):
-            raise UsageError(f"--weights: no such file: {args.weights}")
+        check_input_file(args.weights, "--weights")
         options["weights"], options["weights_sha256"] = args.weights, modelfile.sha256_file(args.weights)
     return options
 
 
+@stops_cleanly
 def run(args):
     from android_bench import compare
 
@@ -84,6 +98,7 @@ def run(args):
         raise UsageError("--target adb needs --benchmark-binary PATH (benchmark_model built for the phone)")
     out_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     check_folder(out_dir, "--out")
+    compare.check_run_folder(out_dir)
     check_folder(args.cache_dir, "--cache-dir")
     # The ARM table: always for --target arm; with --target local when set up (or as --arm/--no-arm say).
     wanted_arm = True if args.target == "arm" else args.arm if args.target == "local" else bool(args.arm)
@@ -98,7 +113,6 @@ def run(args):
     if not args.weights:
         log("compare: random weights (no --weights): latency, size and instruction counts are real; the accuracy "
             "plots place each model at its architecture's published top-1, hollow")
-    os.makedirs(out_dir, exist_ok=True)
     print(compare.run_compare(entries, args.input_size, sorted({1, *args.threads}), options, out_dir, args.cache_dir,
                               runner, args.jobs, log=log, arm_cores=arm_cores, use_xnnpack=args.xnnpack,
                               command=getattr(args, "command_line", None), devices=args.device))

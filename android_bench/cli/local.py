@@ -1,5 +1,5 @@
 """``ghostnet bench local``: LiteRT in this process, on this machine or an ARM Linux board."""
-from android_bench.cli.common import add_common_options, check_output, emit, run_configs
+from android_bench.cli.common import add_common_options, check_output, emit, run_configs, stops_cleanly
 from ghostnet_tf.cliutil import check_distinct_paths
 
 
@@ -10,6 +10,7 @@ def add(bench_sub):
     p.set_defaults(func=run)
 
 
+@stops_cleanly
 def run(args):
     from android_bench.local_runner import LocalRunner
 

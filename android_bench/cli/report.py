@@ -3,8 +3,8 @@ import os
 
 from android_bench import zoo
 from android_bench.arm import estimate
-from android_bench.cli.common import check_folder
-from ghostnet_tf.cliutil import UsageError
+from android_bench.cli.common import check_folder, stops_cleanly, warn
+from ghostnet_tf.cliutil import UsageError, check_input_file
 
 
 def add(bench_sub):
@@ -19,16 +19,16 @@ def add(bench_sub):
     p.set_defaults(func=run)
 
 
+@stops_cleanly
 def run(args):
     from android_bench import report
 
     if os.path.isdir(args.results):
         raise UsageError(f"{args.results!r} is a folder; give the results file in it (e.g. results.jsonl)")
-    if not os.path.isfile(args.results):
-        raise UsageError(f"results file {args.results!r} does not exist")
+    check_input_file(args.results, "results file")
     out_dir = args.out or os.path.dirname(os.path.abspath(args.results))
     check_folder(out_dir, "--out")
     catalog = report.Catalog.of(zoo.ZOO.values(), zoo.DEFAULT_BASELINE)
     print(report.write_report(args.results, out_dir, catalog, args.baseline, getattr(args, "command_line", None),
-                              estimate.estimator(args.device)))
+                              estimate.estimator(args.device), warn))
     print(f"report: report.md, report.csv and plots in {out_dir}")

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ghostnet_tf.preprocessing import class_folders, transform_image
+from ghostnet_tf.cliutil import UsageError, check_input_file
+from ghostnet_tf.preprocessing import MAX_ASPECT_RATIO, check_photo, class_folders, transform_image
+from ghostnet_tf.spec import MAX_CLASSES
 
 RRC_SCALE = (0.25, 1.0)  # random-resized-crop area range for photo-sized inputs
 SHUFFLE_SEED_STRIDE = 1000003
@@ -22,53 +24,109 @@ def _looks_like_image(path):
     return any(head.startswith(h) for h in HEADERS)
 
 
+def _read_image(path):
+    """The one decoder of the run: the check before training and the stream decode alike."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
+
+
+def _usable(paths):
+    """The indices of ``paths`` that decode (in parallel) to images of photo proportions. Checked before training
+    so that a corrupt file is counted as skipped instead of vanishing from the stream, which would shift every
+    later batch and cut the last epoch short; a strip (beyond MAX_ASPECT_RATIO) would need a huge resize."""
+    import tensorflow as tf
+
+    if not paths:
+        return set()
+    names = tf.constant(paths)
+    shapes = tf.data.Dataset.range(len(paths)).map(lambda i: (i, tf.shape(_read_image(names[i]))[:2]),
+                                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return {int(i) for i, (height, width) in shapes.ignore_errors().as_numpy_iterator()
+            if max(height, width) <= MAX_ASPECT_RATIO * min(height, width)}
+
+
+def _refuse_empty_classes(folders, counts, unreadable, arg):
+    """Every class folder must give images: an empty one would be a model output never trained (first or
+    middle folder) or a class name without an output (last folder)."""
+    for (path, _), count, bad in zip(folders, counts, unreadable):
+        if count == 0:
+            raise ValueError(f"{arg}: class folder {path!r} has no readable JPEG/PNG images"
+                             + (f" ({bad} unreadable files skipped)" if bad else "")
+                             + "; add images or remove the folder")
+
+
 def folder_samples(directory, arg):
-    """(paths, labels, class names, skipped) of DIR/<class>/**/image; files that are not JPEG/PNG are skipped."""
+    """(paths, labels, class names, skipped) of DIR/<class>/**/image; files that are not JPEG/PNG, do not decode
+    or are not of photo proportions are skipped (and counted); a class folder without images is refused."""
     if not os.path.isdir(directory):
         raise ValueError(f"{arg}: no such folder: {directory!r}")
-    folders = class_folders(directory)
-    classes = [name for name, _ in folders]
-    paths, labels, skipped = [], [], 0
-    for label, (_, found) in enumerate(folders):
-        for path in found:
-            if _looks_like_image(path):
-                paths.append(path)
-                labels.append(label)
-            else:
-                skipped += 1
-    if not paths:
-        raise ValueError(f"{arg}: no readable JPEG/PNG images in class sub-folders of {directory!r}"
-                         + (f" ({skipped} unreadable files skipped)" if skipped else ""))
-    return paths, np.asarray(labels, np.int64), classes, skipped
+    folders = [(os.path.join(directory, name), found) for name, found in class_folders(directory, arg)]
+    if not folders:
+        raise ValueError(f"{arg}: no readable JPEG/PNG images in class sub-folders of {directory!r}")
+    _refuse_empty_classes(folders, [len(found) for _, found in folders], [0] * len(folders), arg)
+    found = [(path, label) for label, (_, paths) in enumerate(folders) for path in paths]
+    headed = [k for k, (path, _) in enumerate(found) if _looks_like_image(path)]
+    usable = sorted(headed[k] for k in _usable([found[k][0] for k in headed]))
+    labels = np.asarray([found[k][1] for k in usable], np.int64)
+    counts = np.bincount(labels, minlength=len(folders))
+    _refuse_empty_classes(folders, counts, [len(paths) - c for (_, paths), c in zip(folders, counts)], arg)
+    return [found[k][0] for k in usable], labels, [os.path.basename(path) for path, _ in folders], \
+        len(found) - len(usable)
+
+
+def _class_names(data, arg, path):
+    """The optional 'classes' array of a .npz: distinct names, at most MAX_CLASSES."""
+    if "classes" not in data.files:
+        return []
+    names = [str(n) for n in np.ravel(data["classes"])]
+    if len(names) > MAX_CLASSES or len(set(names)) != len(names):
+        raise ValueError(f"{arg}: 'classes' of {path!r} must be at most {MAX_CLASSES:,} distinct class names, "
+                         f"got {len(names)} ({len(set(names))} distinct)")
+    return names
+
+
+def _check_labels(labels, count, names, arg, path):
+    """Labels are class indices: N integers in [0, classes), classes = the file's class names or MAX_CLASSES
+    (a stray 10**12 would otherwise become a model of 10**12 outputs)."""
+    limit = len(names) or MAX_CLASSES
+    integers = labels.shape == (count,) and np.issubdtype(labels.dtype, np.integer)
+    if not integers or labels.min() < 0 or labels.max() >= limit:
+        got = f"values {labels.min()}..{labels.max()}" if integers else f"{labels.dtype} of shape {labels.shape}"
+        why = f"the file's {len(names)} class names" if names else f"at most {MAX_CLASSES:,} classes"
+        raise ValueError(f"{arg}: 'labels' of {path!r} must be {count} integers from 0 to {limit - 1:,} ({why}), "
+                         f"got {got}")
 
 
 def npz_samples(path, arg):
-    """(images uint8 (N, H, W, 3), labels, class names) of a .npz holding 'images' and 'labels'."""
+    """(images uint8 (N, H, W, 3), labels, class names or [] if the file has none) of a .npz holding 'images'
+    and 'labels' (and optionally 'classes')."""
     try:
         with np.load(path, allow_pickle=False) as data:
             if not {"images", "labels"} <= set(data.files):
                 raise ValueError(f"{arg}: {path!r} must hold arrays 'images' (N, H, W, 3) and 'labels' (N,); "
                                  f"it holds {sorted(data.files)}")
             images, labels = data["images"], data["labels"]
-            names = [str(n) for n in data["classes"]] if "classes" in data.files else []
+            names = _class_names(data, arg, path)
     except (OSError, ValueError) as exc:
         if str(exc).startswith(arg):
             raise
         raise ValueError(f"{arg}: {path!r} is not a NumPy .npz file") from None
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
-        raise ValueError(f"{arg}: 'images' must be RGB images (N, H, W, 3), got shape {images.shape}")
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(f"{arg}: 'labels' must be {len(images)} integers >= 0, got {labels.dtype} {labels.shape}")
+    if images.ndim != 4 or images.shape[-1] != 3 or 0 in images.shape:
+        raise ValueError(f"{arg}: 'images' of {path!r} must be RGB images (N, H, W, 3), got shape {images.shape}")
+    check_photo(images.shape[1:], f"{arg}: {path!r}")
+    _check_labels(labels, len(images), names, arg, path)
     if images.dtype != np.uint8:
-        if not np.isfinite(images).all() or images.min() < 0 or images.max() > 255:
-            raise ValueError(f"{arg}: 'images' must be uint8 or float pixels in [0, 255]")
-    classes = names or [str(i) for i in range(int(labels.max()) + 1)]
-    return images, labels.astype(np.int64), classes
+        if not np.issubdtype(images.dtype, np.number) or not np.isfinite(images).all() or images.min() < 0 \
+                or images.max() > 255:
+            raise ValueError(f"{arg}: 'images' of {path!r} must be uint8 or float pixels in [0, 255]")
+    return images, labels.astype(np.int64), names
 
 
 @dataclass
 class Samples:
-    """A labelled image source: file paths (decoded on the fly) or an in-file array."""
+    """A labelled image source: file paths (decoded on the fly) or an in-file array. ``classes``: the class names
+    (folder names, a .npz's 'classes'), empty for a .npz without names."""
     source: str
     labels: np.ndarray
     classes: list
@@ -86,16 +144,21 @@ class Samples:
 
 
 def read_samples(spec, arg):
+    """The Samples of a class folder or a .npz (a regular file: a FIFO would hang, /dev/zero fill memory)."""
     spec = os.fspath(spec)
     if os.path.isdir(spec):
         paths, labels, classes, skipped = folder_samples(spec, arg)
         return Samples(spec, labels, classes, paths=paths, skipped=skipped)
-    if not os.path.exists(spec):
+    if not os.path.lexists(spec):
         raise ValueError(f"{arg}: no such file or directory: {spec!r}")
-    if spec.lower().endswith(".npz"):
-        images, labels, classes = npz_samples(spec, arg)
-        return Samples(spec, labels, classes, images=images)
-    raise ValueError(f"{arg}: expected a folder with one sub-folder per class or a .npz file, got {spec!r}")
+    if not spec.lower().endswith(".npz"):
+        raise ValueError(f"{arg}: expected a folder with one sub-folder per class or a .npz file, got {spec!r}")
+    try:
+        check_input_file(spec, arg)
+    except UsageError as exc:  # the training API raises ValueError for every bad input
+        raise ValueError(str(exc)) from None
+    images, labels, classes = npz_samples(spec, arg)
+    return Samples(spec, labels, classes, images=images)
 
 
 def split(samples, fraction, seed):
@@ -114,10 +177,39 @@ def split(samples, fraction, seed):
     return samples.subset(train), samples.subset(val)
 
 
+def _class_count(config, samples):
+    """The model's outputs: one per named class (folder or .npz name; --classes must agree), else --classes or
+    the largest label + 1; so that outputs and class names always correspond."""
+    labels_max = int(samples.labels.max())
+    if samples.classes:
+        named = len(samples.classes)
+        if config.classes and config.classes != named:
+            kind = "class folders" if samples.paths is not None else "class names"
+            raise ValueError(f"--classes {config.classes}: DATA has {named} {kind}; drop --classes or give {named}")
+        return named
+    classes = config.classes or labels_max + 1
+    if labels_max >= classes:
+        raise ValueError(f"--classes {classes}: the data has labels up to {labels_max}")
+    return classes
+
+
+def _check_val_classes(val_set, names, classes, source):
+    """--val has the training classes: the same names (label i means the same class in both), or labels that
+    fit the model when either side has no names."""
+    if val_set.classes and names and val_set.classes != names:
+        extra = [c for c in val_set.classes if c not in names]
+        missing = [c for c in names if c not in val_set.classes]
+        why = (f"has class {extra[0]!r}, which DATA does not have" if extra else
+               f"lacks class {missing[0]!r} of DATA" if missing else "lists the classes of DATA in another order")
+        raise ValueError(f"--val: {source!r} {why}; validation needs exactly the training classes")
+    if val_set.labels.max() >= classes:
+        raise ValueError(f"--val: labels up to {int(val_set.labels.max())} but the model has {classes} classes")
+
+
 def load_data(config):
     """(all samples, training set, validation set or None) of ``config``'s DATA, --val and --val-split, checked
     against its --classes and --batch-size; sets ``config.classes`` (from the data unless given) and
-    ``config.class_names``."""
+    ``config.class_names`` (one per output)."""
     samples = read_samples(config.data, "DATA")
     if config.val:
         train_set, val_set = samples, read_samples(config.val, "--val")
@@ -128,31 +220,26 @@ def load_data(config):
     present = np.unique(train_set.labels)
     if len(present) < 2:
         raise ValueError(f"DATA: {config.data!r} has {len(present)} class(es); training a classifier needs at least 2")
-    classes = config.classes or int(samples.labels.max()) + 1
-    if samples.labels.max() >= classes:
-        raise ValueError(f"--classes {classes}: the data has labels up to {int(samples.labels.max())}")
-    if val_set is not None and val_set.labels.max() >= classes:
-        raise ValueError(f"--val: labels up to {int(val_set.labels.max())} but the model has {classes} classes")
+    classes = _class_count(config, samples)
+    names = list(samples.classes) or [str(i) for i in range(classes)]
+    if config.val:
+        _check_val_classes(val_set, samples.classes, classes, config.val)
     if len(train_set) < config.batch_size:
         raise ValueError(f"--batch-size {config.batch_size}: larger than the {len(train_set)} training images")
     config.classes = classes
-    config.class_names = list(samples.classes)
+    config.class_names = names
     return samples, train_set, val_set
 
 
 def _decode(samples):
-    """A dataset of (uint8 image, label) streaming from ``samples``; undecodable files are dropped."""
+    """``i -> (uint8 image, label)`` of ``samples``. The files were checked to decode (``folder_samples``), so none
+    is dropped: a file that breaks during the run stops it rather than shifting the epochs."""
     import tensorflow as tf
 
     labels = tf.constant(samples.labels, tf.int64)
     if samples.paths is not None:
         paths = tf.constant(samples.paths)
-
-        def load(i):
-            data = tf.io.read_file(paths[i])
-            image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
-            return image, labels[i]
-        return load
+        return lambda i: (_read_image(paths[i]), labels[i])
     images = tf.constant(samples.images.astype(np.uint8) if samples.images.dtype != np.uint8 else samples.images)
     return lambda i: (images[i], labels[i])
 
@@ -205,7 +292,7 @@ def make_dataset(samples, transform, batch_size, classes, training, seed=0, firs
 
     if not training:
         ds = tf.data.Dataset.range(count).map(lambda i: load(i), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.ignore_errors().map(lambda im, lab: (transform_image(im, transform), lab),
+        ds = ds.map(lambda im, lab: (transform_image(im, transform), lab),
                                     num_parallel_calls=tf.data.AUTOTUNE)
         return _shard_by_element(ds.map(one_hot).batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
@@ -222,5 +309,5 @@ def make_dataset(samples, transform, batch_size, classes, training, seed=0, firs
         return augment(image, transform, step_seed), label
 
     ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
-    ds = ds.map(load_augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    ds = ds.map(load_augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _shard_by_element(ds.map(one_hot).batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))

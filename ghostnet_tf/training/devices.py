@@ -1,6 +1,7 @@
 """Where a run trains: this host's devices (MirroredStrategy over several GPUs or logical CPUs, the default
 strategy on one device), or the hosts of ``TF_CONFIG`` (MultiWorkerMirroredStrategy)."""
 import contextlib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -61,6 +62,35 @@ def _is_address(text):
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
+def _visible_gpus():
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))  # lists without initialising TensorFlow's devices
+
+
+def prepare_devices(devices, batch_size, strategy="mirrored", environ=os.environ):
+    """The run's strategy (``configure_devices``), made first thing: checking the images runs TensorFlow, after
+    which logical CPU devices and MultiWorkerMirroredStrategy can no longer be set up. Refuses, before any work,
+    more devices than this host has (its GPUs, else its CPU cores as logical CPU devices) or a global batch that
+    does not split evenly over the replicas (a replica with no images fails inside ``fit``, minutes later)."""
+    gpus = _visible_gpus()
+    if strategy == "multi-worker":
+        workers = read_cluster(environ).workers
+        replicas, what = workers * max(1, gpus), f"{workers} workers x {max(1, gpus)} device(s)"
+    else:
+        available = gpus if gpus else (os.cpu_count() or 1)
+        if devices is not None and devices > available:
+            raise ValueError(f"--devices {devices}: this host has only {available} "
+                             f"{'GPUs' if gpus else 'CPU cores (no GPU)'}; give --devices {available} or fewer")
+        replicas = devices if devices is not None else (gpus if gpus > 1 else 1)
+        what = f"--devices {replicas}"
+    if batch_size % replicas:
+        raise ValueError(f"--batch-size {batch_size}: must be a multiple of {what} (each replica takes an equal "
+                         f"share of every batch); give e.g. --batch-size {max(1, batch_size // replicas) * replicas}")
+    return configure_devices(devices, strategy)
+
+
+@functools.cache  # one per process: devices are set up once, before TensorFlow initialises them
 def configure_devices(devices, strategy="mirrored"):
     """A distribution strategy. ``"multi-worker"``: MultiWorkerMirroredStrategy over the hosts of TF_CONFIG (every
     GPU of each, or its CPU), created before TensorFlow initialises its devices. ``"mirrored"``: MirroredStrategy

@@ -5,8 +5,8 @@ import sys
 import warnings
 
 from ghostnet_tf.preprocessing import Transform, default_crop_pct
-from ghostnet_tf.training.checkpoints import (Run, check_output, check_resumed, load_model, output_paths,
-                                              recorder, resumed_config, scratch_paths)
+from ghostnet_tf.training.checkpoints import (Run, check_inputs, check_model, check_output, check_resumed,
+                                              load_model, output_paths, recorder, resumed_config, scratch_paths)
 from ghostnet_tf.training.config import TrainConfig, check_config
 from ghostnet_tf.training.data import load_data, make_dataset
 from ghostnet_tf.training.devices import configure_devices, fitting, read_cluster
@@ -22,8 +22,9 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
     arguments; only the chief keeps the files."""
     output = os.fspath(output)
     paths = output_paths(output)
-    if resume:
-        config, history = resumed_config(output, paths, options)
+    resumed = resumed_config(output, paths, options) if resume else None
+    if resumed:
+        config, history = resumed.config, resumed.history
     else:
         config, history = config or TrainConfig(), []
         for key, value in options.items():
@@ -34,14 +35,13 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
         builder = resolve_builder(builder, config, options.get("width") is not None
                                   or options.get("family") is not None)
     check_config(config)
+    check_inputs(config, paths, resume)
     cluster = read_cluster() if config.strategy == "multi-worker" else None
     check_output(output, paths, writes=cluster is None or cluster.chief)
     samples, train_set, val_set = load_data(config)
     if config.crop_pct is None:
         config.crop_pct = default_crop_pct(config.input_size)
     transform = Transform(config.input_size, config.crop_pct, config.interpolation)
-    if config.weights and not os.path.isfile(config.weights):
-        raise ValueError(f"--weights: no such file: {config.weights!r}")
 
     strategy = configure_devices(config.devices, config.strategy)
     import keras
@@ -50,8 +50,10 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
     steps = len(train_set) // config.batch_size
     first_epoch = len(history)
     with strategy.scope():
-        model = load_model(paths["last"]) if resume else compile_model(config, steps, builder)
-    if resume:
+        model = load_model(paths["last"], "--resume") if resume else compile_model(config, steps, builder)
+    if resumed and not resumed.recorded:
+        check_model(model, paths["last"], config)
+    if resumed:
         check_resumed(model, paths["last"], first_epoch, steps)
     train_ds = make_dataset(train_set, transform, config.batch_size, config.classes, True, config.seed,
                             first_epoch, config.epochs)
@@ -69,8 +71,11 @@ def train(data, output, config=None, resume=False, show_progress=True, show=prin
         write_to = paths if cluster is None or cluster.chief else stack.enter_context(scratch_paths(paths))
         run = Run(config, paths, transform, len(train_set), steps, history, show, write_to)
         run.skipped = skipped
-        stack.enter_context(fitting(model, strategy))
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=[recorder(run)],
-                  verbose=(1 if sys.stdout.isatty() else 2) if show_progress else 0)
+        if resumed and resumed.behind:  # stopped after the checkpoint of an epoch end, before its other files
+            run.publish(model)
+        if first_epoch < config.epochs:  # else the run had ended but for those files
+            stack.enter_context(fitting(model, strategy))
+            model.fit(train_ds, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=[recorder(run)],
+                      verbose=(1 if sys.stdout.isatty() else 2) if show_progress else 0)
     return run.report()
