@@ -132,10 +132,7 @@ def port(args):
 
     check_input_file(args.src, "src")
     check_distinct_paths(src=args.src, **{"-o/--output": args.output})
-    try:
-        width, classes, family = port_checkpoint(args.src, args.output, width=args.width)
-    except ImportError as exc:  # reading a .pth without torch installed
-        raise UsageError(str(exc)) from None
+    width, classes, family = port_checkpoint(args.src, args.output, width=args.width)  # no torch: MissingDependency
     print(f"{args.output}: {family} width {width}, {classes} classes, from {args.src}")
 
 
