@@ -334,6 +334,50 @@ def accuracy_figure(device, rows, catalog, value="median_ms", xlabel="measured m
     return figure
 
 
+def frontier(rows, value, precision="int8"):
+    """The rows of ``precision`` with a published top-1 (fewest threads), cheapest by ``value`` first, each with
+    ``frontier``: True when no other model is at least as accurate for at most the same cost."""
+    threads = min(r["threads"] for r in rows)
+    chosen = sorted((r for r in rows if r["precision"] == precision and r["threads"] == threads
+                     and r["top1"] is not None), key=lambda r: (r[value], -r["top1"]))
+    best, points = float("-inf"), []
+    for row in chosen:  # cheapest first: on the frontier iff more accurate than everything cheaper
+        points.append({**row, "frontier": row["top1"] > best})
+        best = max(best, row["top1"])
+    return points
+
+
+def frontier_markdown(tables, metric, catalog, precision="int8"):
+    """The "## Frontier" section: per table, the models by cost with their published top-1 (the paper's Fig. 7)."""
+    out = io.StringIO()
+    for table, rows in tables.items():
+        points = frontier(rows, metric.plot_value, precision)
+        if not points:
+            continue
+        if not out.tell():
+            out.write(f"## Frontier: published ImageNet top-1 against {precision} {metric.accuracy_label}\n\n"
+                      "Top-1 is each architecture's published ImageNet figure, not these files'; a model is on the "
+                      "frontier when no other is at least as accurate for less.\n\n")
+        out.write(f"### {table}\n\n| model | family | published top-1 (%) | {precision} {metric.accuracy_label} | "
+                  "on the frontier |\n|---|---|---|---|---|\n")
+        for r in points:
+            out.write(f"| {r['model']} | {catalog.family(r['model'])} | {r['top1']:.2f} | {r[metric.plot_value]:.2f} "
+                      f"| {'yes' if r['frontier'] else '-'} |\n")
+        out.write("\n")
+    return out.getvalue()
+
+
+def frontier_plot(table, rows, catalog, metric, precision="int8"):
+    """The accuracy figure of the ``precision`` rows alone, with the frontier drawn through them (PNG bytes)."""
+    edge = [r for r in frontier(rows, metric.plot_value, precision) if r["frontier"]]
+    figure = accuracy_figure(table, [r for r in rows if r["precision"] == precision], catalog, metric.plot_value,
+                             f"{precision} {metric.accuracy_label}")
+    figure.axes[0].step([r[metric.plot_value] for r in edge], [r["top1"] for r in edge], where="post",
+                        color="grey", alpha=0.4, linewidth=5, zorder=0, label="frontier")
+    figure.axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return _png(figure)
+
+
 def provenance(records, command=None):
     """The header of report.md: when, by which command, on which machines, with which runtimes, how many runs."""
     import datetime
@@ -449,6 +493,9 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None, es
             if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
                 files[f"{metric.accuracy_stem}{suffix}.png"] = accuracy_plot(table, rows, catalog, metric.plot_value,
                                                                              metric.accuracy_label)
+            if frontier(rows, metric.plot_value):
+                files[f"frontier{suffix}.png"] = frontier_plot(table, rows, catalog, metric)
+        text += frontier_markdown(tables, metric, catalog)
         if estimator and metric is INSTRUCTIONS:
             estimates, notes = estimator(tables)
             text += estimate_markdown(estimates, notes)

@@ -86,7 +86,22 @@ def load_keras_model(width=None, weights=None, keras_model=None, input_size=None
         raise ValueError(f"--keras-model: cannot load {path!r}: {first_line(exc)[:300]}") from None
     from ghostnet_tf.preprocessing import read_labels, read_transform
 
-    return ModelSource(model, read_transform(path), read_labels(path), {"name": model.name, "keras_model": path})
+    model, folded = deploy_form(model)
+    description = {"name": model.name, "keras_model": path, **({"reparameterized": True} if folded else {})}
+    return ModelSource(model, read_transform(path), read_labels(path), description)
+
+
+def deploy_form(model):
+    """(model, folded): a GhostNetV3 or RepGhostNet saved in its training form (as `ghostnet train` saves it)
+    folded into its inference form, which gives the same outputs with fewer, cheaper layers; any other model
+    as it is."""
+    from ghostnet_tf.reparam import has_branches
+
+    if not has_branches(layer.name for layer in model.layers):
+        return model, False
+    from ghostnet_tf import reparameterize
+
+    return reparameterize(model), True
 
 
 def unknown_classes(path):

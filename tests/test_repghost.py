@@ -124,3 +124,19 @@ def test_info_for_both_forms(capsys):
                          (["--family", "rep", "--width", "0.5", "--reparameterized"], TIMM_PARAMS[0.5][1])):
         assert main(["info", *argv, "--input-size", "64", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["params"] == params
+
+
+def test_a_saved_training_form_model_converts_in_its_folded_form(checkpoints, tmp_path):
+    """`ghostnet train` saves the training form; convert, eval and fidelity load it folded (same outputs,
+    no identity branches), and the report says so."""
+    from convert.source import load_keras_model
+
+    checkpoint = checkpoints["repghostnet_050"]
+    model = checkpoint.build(64, 64, weights=checkpoint.path)
+    model.save(tmp_path / "trained.keras")
+    source = load_keras_model(keras_model=tmp_path / "trained.keras")
+    names = [layer.name for layer in source.model.layers]
+    assert source.description["reparameterized"] is True
+    assert not any("fusion_bn" in name for name in names) and "blocks.0.0.ghost1.cheap_operation" in names
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(source.model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
