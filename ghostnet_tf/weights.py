@@ -85,8 +85,10 @@ def _model_params(model):
 
 
 def state_dict_from_model(model):
-    """The model's weights as a timm/official state dict (PyTorch names and layouts, numpy arrays)."""
-    return {key: layout.to_torch(np.asarray(var.numpy())) for key, (var, layout) in _model_params(model).items()}
+    """The model's weights as a timm/official state dict (PyTorch names and layouts, C-contiguous numpy arrays,
+    as safetensors' `save_file` needs: it writes a transposed view's memory, not its values)."""
+    return {key: np.ascontiguousarray(layout.to_torch(np.asarray(var.numpy())))
+            for key, (var, layout) in _model_params(model).items()}
 
 
 def infer_width(shapes):

@@ -73,6 +73,14 @@ def test_every_variable_is_set_from_its_own_key(checkpoints, models):
         np.testing.assert_array_equal(back[key], value, err_msg=key)
 
 
+def test_a_state_dict_read_back_saves_as_safetensors_unchanged(checkpoints, models, tmp_path):
+    """safetensors writes an array's memory: transposed views written as they are would scramble the kernels."""
+    save_file(gw.state_dict_from_model(models["ghostnet_050"]), str(tmp_path / "back.safetensors"))
+    reloaded = GhostNet(0.5, input_shape=(None, None, 3), include_preprocessing=False, classifier_activation=None)
+    load_weights(reloaded, tmp_path / "back.safetensors")
+    assert_parity(reloaded, checkpoints["ghostnet_050"])
+
+
 def test_imagenet_weights_are_downloaded_cached_and_preprocessed(checkpoints, local_hub):
     # The "hub" is a file:// URL; the model takes [0, 255] images and normalises them itself.
     checkpoint = checkpoints["ghostnet_100"]

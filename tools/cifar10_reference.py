@@ -74,7 +74,7 @@ def fixtures(args):
     source = load(args.model)
     model, transform = source.model, source.transform
     images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
-    state = {k: np.ascontiguousarray(v, np.float16) for k, v in state_dict_from_model(model).items()}
+    state = {k: v.astype(np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
               metadata={"transform": json.dumps(transform.to_json()), "classes": json.dumps(list(classes)),
                         "source": os.path.basename(args.model)})
