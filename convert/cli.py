@@ -7,8 +7,8 @@ import sys
 
 from convert import DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_COUNT, IO_TYPES, QUANTIZE_MODES
 from convert.opversions import DEFAULT_MIN_RUNTIME
-from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_weights_with_width, parse_size, parse_width,
-                                 positive_int, print_json)
+from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_weights_with_width, parse_crop_pct,
+                                 parse_size, parse_width, positive_int, print_json)
 from ghostnet_tf.commands import add_family_argument, add_model_argument
 
 
@@ -80,7 +80,7 @@ def register(sub):
     p.add_argument("--labels", metavar="FILE", help="lines 'relative/path label_index' instead of class folders")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="evaluate N images only, evenly spaced over the sorted list (not the first N)")
-    p.add_argument("--crop-pct", type=_crop_pct, metavar="F",
+    p.add_argument("--crop-pct", type=parse_crop_pct, metavar="F",
                    help="evaluation crop as a fraction of the short side (default: the one a `ghostnet train` model "
                         "records, else ImageNet's 0.875; 1 = the whole image, e.g. for 32x32 CIFAR at 32)")
     _add_json_arguments(p)
@@ -106,23 +106,6 @@ def _resolve_model(args):
 
         entry = get_entry(args.model)
         args.family, args.width = entry.family, entry.width
-
-
-def _crop_pct(text):
-    """A crop fraction, checked by the range check of ``Transform`` itself, so that the option never accepts what
-    the evaluation then refuses."""
-    import argparse
-
-    from ghostnet_tf.preprocessing import Transform
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction of the short side, e.g. 0.875, got {text!r}") from None
-    try:
-        return Transform((1, 1), value).crop_pct
-    except ValueError as exc:  # "Transform: crop_pct must be in ..., got ..."
-        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
 
 def _check_paths(args, inputs, outputs):

@@ -64,6 +64,21 @@ positive_int = integer_at_least(1)
 class_count = integer_at_least(1, MAX_CLASSES)
 
 
+def parse_crop_pct(text):
+    """A crop fraction, checked by ``Transform``'s own range check, so that no command accepts what the
+    evaluation then refuses."""
+    from ghostnet_tf.preprocessing import Transform
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the short side, e.g. 0.875, got {text!r}") from None
+    try:
+        return Transform((1, 1), value).crop_pct
+    except ValueError as exc:  # "Transform: crop_pct must be in ..., got ..."
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+
 def check_input_file(path, option):
     """Refuse, in one line naming ``option`` and the file, a path that is missing, not a regular file (a folder,
     /dev/zero, a FIFO: reading it would hang or exhaust memory) or unreadable; returns the path."""

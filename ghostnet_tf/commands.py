@@ -3,8 +3,7 @@ import argparse
 import math
 
 from ghostnet_tf.cliutil import (UsageError, check_distinct_paths, check_input_file, class_count, integer_at_least,
-                                 parse_size, parse_width, print_json)
-from ghostnet_tf.preprocessing import MIN_CROP_PCT
+                                 parse_crop_pct, parse_size, parse_width, print_json)
 from ghostnet_tf.training.config import MAX_BATCH_SIZE, MAX_DEVICES, MAX_EPOCHS, MAX_SEED
 
 
@@ -72,7 +71,7 @@ def register(sub):
                    help="train only conv_head and the classifier (BatchNorm stays in inference mode)")
     p.add_argument("--seed", type=integer_at_least(0, MAX_SEED), default=None,
                    help="data order, split and init (default 0)")
-    p.add_argument("--crop-pct", type=_number(MIN_CROP_PCT, 1.000001), default=None,
+    p.add_argument("--crop-pct", type=parse_crop_pct, default=None,
                    help="evaluation crop: fraction of the short side (default 0.875 from 96 pixels up, else 1)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear", "nearest", "area"), default=None)
     p.add_argument("--strategy", choices=("mirrored", "multi-worker"), default=None,

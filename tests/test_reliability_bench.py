@@ -8,7 +8,6 @@ import os
 import pytest
 
 from android_bench import report, results
-from android_bench.cli import common
 
 MODEL = {"path": "/m/tiny-int8.tflite", "sha256": "0" * 64, "size_bytes": 1000, "input_shape": [1, 32, 32, 3],
          "input_dtype": "int8", "input_quantization": None}

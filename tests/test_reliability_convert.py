@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-from ghostnet_tf.cli import main
 
 SIZE = (32, 32)
 
@@ -223,9 +222,10 @@ def test_unknown_layer_class_is_named(cli, tmp_path, monkeypatch):
 @pytest.mark.parametrize("text,ok", [("1", True), ("0.875", True), ("1.0000005", False), ("0", False),
                                      ("nan", False), ("inf", False), ("x", False)])
 def test_crop_pct_range_is_the_transforms(text, ok):
+    """One parser (train, convert, eval) that says what the Transform says."""
     import argparse
 
-    from convert.cli import _crop_pct
+    from ghostnet_tf.cliutil import parse_crop_pct as _crop_pct
     from ghostnet_tf.preprocessing import Transform
 
     if ok:

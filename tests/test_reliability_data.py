@@ -309,7 +309,7 @@ def test_transform_options_are_bounded(options, needle, folder, tmp_path):
 def test_train_crop_pct_option_is_bounded(folder, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run("train", folder, "-o", tmp_path / "m.keras", "--crop-pct", "0.00001")
-    assert "expected a number >= 0.1" in capsys.readouterr().err
+    assert "crop_pct must be in [0.1, 1], got 1e-05" in capsys.readouterr().err
 
 
 def test_transform_sizes_are_bounded(tmp_path):
