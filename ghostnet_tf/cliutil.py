@@ -7,7 +7,7 @@ import json
 import os
 import stat
 
-from ghostnet_tf.spec import MAX_CLASSES, MAX_INPUT_SIDE, MAX_WIDTH, check_width
+from ghostnet_tf.spec import MAX_CLASSES, MAX_INPUT_SIDE, MAX_WIDTH, check_crop_pct, check_width
 
 
 class UsageError(Exception):
@@ -65,17 +65,15 @@ class_count = integer_at_least(1, MAX_CLASSES)
 
 
 def parse_crop_pct(text):
-    """A crop fraction, checked by ``Transform``'s own range check, so that no command accepts what the
-    evaluation then refuses."""
-    from ghostnet_tf.preprocessing import Transform
-
+    """A crop fraction, checked by the one range check ``Transform`` uses too, so that no command accepts what
+    the evaluation then refuses."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a fraction of the short side, e.g. 0.875, got {text!r}") from None
     try:
-        return Transform((1, 1), value).crop_pct
-    except ValueError as exc:  # "Transform: crop_pct must be in ..., got ..."
+        return check_crop_pct(value)
+    except ValueError as exc:  # "crop_pct: crop_pct must be in ..., got ..."
         raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
 

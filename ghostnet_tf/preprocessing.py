@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ghostnet_tf.cliutil import first_line
-from ghostnet_tf.spec import check_input_size
+from ghostnet_tf.spec import check_crop_pct, check_input_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,9 +62,6 @@ def normalization_layer(name="preprocessing"):
 # so int8 ranges are measured on exactly the pixels the model is evaluated on.
 CROP_PCT = 0.875
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# The smallest crop_pct: the image is first scaled to size / crop_pct, so 1e-6 would mean a million-pixel side
-# per pixel of the crop. Evaluation recipes use 0.8-1.0.
-MIN_CROP_PCT = 0.1
 # Longest side / shortest side accepted: the short side is scaled to the crop size, so a 1x20000 strip
 # would become a 146x2.9M intermediate (5 GB) for a 128 crop. Photos stay far below 10:1.
 MAX_ASPECT_RATIO = 10
@@ -124,8 +121,7 @@ class Transform:
 
     def __post_init__(self):
         object.__setattr__(self, "size", check_input_size(tuple(int(s) for s in self.size), "Transform: size"))
-        if not MIN_CROP_PCT <= float(self.crop_pct) <= 1.0:
-            raise ValueError(f"Transform: crop_pct must be in [{MIN_CROP_PCT:g}, 1], got {self.crop_pct!r}")
+        check_crop_pct(self.crop_pct, "Transform")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"Transform: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
                              f"got {self.interpolation!r}")

@@ -8,6 +8,9 @@ MAX_WIDTH = 4.0
 # 2048 pixels a side (phone vision models take 96-1024), 30,000 classes (ImageNet-21k has 21,843).
 MAX_INPUT_SIDE = 2048
 MAX_CLASSES = 30_000
+# The smallest crop_pct: the image is first scaled to size / crop_pct, so 1e-6 would mean a million-pixel side
+# per pixel of the crop. Evaluation recipes use 0.8-1.0.
+MIN_CROP_PCT = 0.1
 
 
 def check_width(width, where="GhostNet"):
@@ -31,6 +34,13 @@ def check_classes(classes, where="classes"):
     if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= MAX_CLASSES:
         raise ValueError(f"{where}: expected a number of classes from 1 to {MAX_CLASSES:,}, got {classes!r}")
     return classes
+
+
+def check_crop_pct(crop_pct, where="crop_pct"):
+    """A crop fraction in [MIN_CROP_PCT, 1]; ValueError naming ``where`` otherwise."""
+    if not MIN_CROP_PCT <= float(crop_pct) <= 1.0:  # NaN fails too
+        raise ValueError(f"{where}: crop_pct must be in [{MIN_CROP_PCT:g}, 1], got {crop_pct!r}")
+    return crop_pct
 
 
 def default_name(width, family="ghostnet"):

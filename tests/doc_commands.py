@@ -33,6 +33,10 @@ NOT_RUN = {
         'make run RUN_ARGS="--models ghostnet_100,ghostnetv2_100,ghostnetv3_100,mobilenet_v3_large_075"',
         "ghostnet bench compare --target arm --cpu cortex-a76,cortex-a53",
         "ghostnet bench compare --target arm --cpu cortex-a76 --device pixel-3,pixel-3a",
+        "ghostnet bench compare --target arm --cpu cortex-a76,cortex-a53 --models ghostnet_050,ghostnet_100,"
+        "ghostnet_130,ghostnetv2_100,ghostnetv3_100,repghostnet_050,repghostnet_100,repghostnet_130,mobilenet_v2_100,"
+        "mobilenet_v3_small_100,mobilenet_v3_large_075,mobilenet_v3_large_100",
+        "ghostnet bench compare --target arm --cpu cortex-a76,cortex-a53 --models repghostnet_100,mobilenet_v3_large_075",
     ),
     "runs the test suite this test is part of (minutes)": (
         "make test",
@@ -133,6 +137,10 @@ NOT_RUN = {
         "--width 1.0 --input-size 64 --epochs 6 --batch-size 128 --lr 1e-3 --weight-decay 0.05 --label-smoothing 0.1 "
         "--seed 1",
         "python tools/cifar10_reference.py table --data cifar --model cifar10_ghostnet_100.keras --out table.json",
+        "ghostnet train cifar/train --val cifar/test -o cifar10_repghost.keras --family rep --width 1.0 --input-size 32 "
+        "--epochs 5 --batch-size 128 --lr 3e-3 --weight-decay 0.05 --label-smoothing 0.1 --seed 0",
+        "python tools/cifar10_reference.py table --data cifar --model cifar10_repghost.keras --options float32,int8 "
+        "--out rep.json",
         "python tools/cifar10_reference.py fixtures --data cifar --model cifar10_ghostnet_100.keras "
         "--out tests/fixtures",
     ),

@@ -46,9 +46,10 @@ def test_compare_converts_benchmarks_interleaved_and_reports(first_run):
     assert int8_ghost["label"]["conversion_s"] == int8_report["seconds"]["total"]
     files = {r["model"]["path"] for r in records}  # four files in the cache, each measured twice
     assert len(files) == 4 and all(os.path.dirname(path) == str(cache) for path in files)
-    table = (out / "report.md").read_text()
+    table, frontier = (out / "report.md").read_text().split("## Frontier")
     assert table.count("| ghostnet_050 |") == 2 and table.count("| mobilenet_v3_small_100 |") == 2
-    for name in ("latency.png", "accuracy_latency.png"):
+    assert frontier.count("| ghostnet_050 |") == 1 and frontier.count("| mobilenet_v3_small_100 |") == 1
+    for name in ("latency.png", "accuracy_latency.png", "frontier.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -146,6 +147,7 @@ def test_report_from_fixed_results(results_file, tmp_path, capsys):
     assert "| ghostnet_100 | int8 | 1 | 5.00 | 141.0 | 0.00 | 10.00 | 11.00 | 2.00 | 2.00 |" in text
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["accuracy_latency_alpha_test_cpu.png", "accuracy_latency_beta_test_cpu.png",
+                    "frontier_alpha_test_cpu.png", "frontier_beta_test_cpu.png",
                     "latency_alpha_test_cpu.png", "latency_beta_test_cpu.png"]
 
 

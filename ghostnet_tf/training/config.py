@@ -2,8 +2,8 @@
 import math
 from dataclasses import dataclass, field
 
-from ghostnet_tf.preprocessing import INTERPOLATIONS, MIN_CROP_PCT
-from ghostnet_tf.spec import check_classes, check_input_size, check_width
+from ghostnet_tf.preprocessing import INTERPOLATIONS
+from ghostnet_tf.spec import MIN_CROP_PCT, check_classes, check_input_size, check_width
 
 STRATEGIES = ("mirrored", "multi-worker")
 # Bounds of a run, so that a typo fails at once instead of exhausting memory or time: ImageNet recipes train
