@@ -347,11 +347,11 @@ def frontier(rows, value, precision="int8"):
     return points
 
 
-def frontier_markdown(tables, metric, catalog, precision="int8"):
-    """The "## Frontier" section: per table, the models by cost with their published top-1 (the paper's Fig. 7)."""
+def frontier_markdown(fronts, metric, catalog, precision="int8"):
+    """The "## Frontier" section: per table, its ``frontier`` points (the models by cost with their published
+    top-1, the paper's Fig. 7)."""
     out = io.StringIO()
-    for table, rows in tables.items():
-        points = frontier(rows, metric.plot_value, precision)
+    for table, points in fronts.items():
         if not points:
             continue
         if not out.tell():
@@ -367,9 +367,10 @@ def frontier_markdown(tables, metric, catalog, precision="int8"):
     return out.getvalue()
 
 
-def frontier_plot(table, rows, catalog, metric, precision="int8"):
-    """The accuracy figure of the ``precision`` rows alone, with the frontier drawn through them (PNG bytes)."""
-    edge = [r for r in frontier(rows, metric.plot_value, precision) if r["frontier"]]
+def frontier_plot(table, rows, points, catalog, metric, precision="int8"):
+    """The accuracy figure of the ``precision`` rows alone, with the frontier (``points``) drawn through them (PNG
+    bytes)."""
+    edge = [r for r in points if r["frontier"]]
     figure = accuracy_figure(table, [r for r in rows if r["precision"] == precision], catalog, metric.plot_value,
                              f"{precision} {metric.accuracy_label}")
     figure.axes[0].step([r[metric.plot_value] for r in edge], [r["top1"] for r in edge], where="post",
@@ -484,6 +485,7 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None, es
         if not chosen:
             continue
         tables = aggregate(chosen, metric, baseline, catalog)
+        fronts = {table: frontier(rows, metric.plot_value) for table, rows in tables.items()}
         text += markdown(tables, metric, baseline)
         files[metric.csv_file] = csv_text(tables, metric.csv_columns).encode("utf-8")
         for table, rows in tables.items():
@@ -493,9 +495,9 @@ def write_report(results_path, out_dir, catalog, baseline=None, command=None, es
             if any(r["top1"] is not None for r in rows):  # models outside the zoo have no published top-1
                 files[f"{metric.accuracy_stem}{suffix}.png"] = accuracy_plot(table, rows, catalog, metric.plot_value,
                                                                              metric.accuracy_label)
-            if frontier(rows, metric.plot_value):
-                files[f"frontier{suffix}.png"] = frontier_plot(table, rows, catalog, metric)
-        text += frontier_markdown(tables, metric, catalog)
+            if fronts[table]:
+                files[f"frontier{suffix}.png"] = frontier_plot(table, rows, fronts[table], catalog, metric)
+        text += frontier_markdown(fronts, metric, catalog)
         if estimator and metric is INSTRUCTIONS:
             estimates, notes = estimator(tables)
             text += estimate_markdown(estimates, notes)

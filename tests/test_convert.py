@@ -14,7 +14,7 @@ from keras import layers, ops
 from convert import (ConversionReport, ConversionSpec, FileOptions, convert, convert_and_verify, convert_model,
                      verify_model)
 from convert.calibration import image_source, synthetic_images
-from ghostnet_tf.preprocessing import load_image, normalization_layer, resize_and_crop
+from ghostnet_tf.preprocessing import Transform, load_image, normalization_layer, resize_and_crop
 from ghostnet_tf.runtime import make_interpreter
 
 from conftest import CIFAR_CALIBRATION, CIFAR_TEST
@@ -493,13 +493,34 @@ def test_resize_and_crop_matches_timms_eval_transform(photo):
     resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC), np.float64)
     top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
     expected = resized[top:top + size, left:left + size]
-    ours = resize_and_crop(np.asarray(image), (size, size))  # the same decoded pixels: JPEG decoders differ
+    ours = load_image(str(photo), (size, size))  # decoded as PIL does (test below)
     assert ours.shape == expected.shape == (size, size, 3)
     difference = np.abs(ours - expected)
     # Two bicubic implementations (PIL, TensorFlow) differ by rounding only; a crop one pixel off would
     # differ by about 3 levels on average on this photo.
     assert difference.max() <= 1 and difference.mean() < 0.2
     assert np.abs(ours[:, 1:] - expected[:, :-1]).mean() > 2.5
+
+
+def test_jpegs_decode_to_the_pixels_pil_gives(photo, tmp_path, write_image):
+    """Evaluation, calibration and training decode a JPEG with libjpeg's accurate IDCT, as PIL (timm) does;
+    TensorFlow's default fast IDCT is off by up to 4 levels."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from ghostnet_tf.preprocessing import decode_image
+    from ghostnet_tf.training.data import _read_image
+
+    thumbnail = tmp_path / "thumbnail.jpg"
+    write_image(thumbnail, np.random.default_rng(0).integers(0, 256, (32, 32, 3)))
+    for path in (photo, thumbnail):
+        expected = np.asarray(Image.open(path).convert("RGB"))
+        with open(path, "rb") as f:
+            assert np.array_equal(decode_image(f.read()).numpy(), expected)
+        streamed = next(iter(tf.data.Dataset.from_tensors(str(path)).map(_read_image)))
+        assert np.array_equal(streamed.numpy(), expected)
+    assert np.array_equal(load_image(str(thumbnail), (32, 32), Transform((32, 32), crop_pct=1.0)),
+                          np.asarray(Image.open(thumbnail).convert("RGB")))
 
 
 def test_absurd_aspect_ratio_is_refused_without_a_huge_intermediate(tmp_path, write_image):

@@ -3,7 +3,7 @@ import math
 from dataclasses import dataclass, field
 
 from ghostnet_tf.preprocessing import INTERPOLATIONS
-from ghostnet_tf.spec import MIN_CROP_PCT, check_classes, check_input_size, check_width
+from ghostnet_tf.spec import check_classes, check_crop_pct, check_input_size, check_width
 
 STRATEGIES = ("mirrored", "multi-worker")
 # Bounds of a run, so that a typo fails at once instead of exhausting memory or time: ImageNet recipes train
@@ -51,12 +51,12 @@ def _integer(value, option, low, high):
     return value
 
 
-def _finite(value, option, low, high, high_open=True):
-    """``value`` if it is a number in [low, high) (or [low, high]); ValueError naming ``option`` otherwise."""
+def _finite(value, option, low, high):
+    """``value`` if it is a finite number in [low, high); ValueError naming ``option`` otherwise."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and low <= value and (value < high if high_open else value <= high))
+          and low <= value < high)
     if not ok:
-        raise ValueError(f"{option} must be a number in [{low:g}, {high:g}{')' if high_open else ']'}, got {value!r}")
+        raise ValueError(f"{option} must be a number in [{low:g}, {high:g}), got {value!r}")
     return value
 
 
@@ -78,7 +78,7 @@ def check_config(config):
     _finite(config.dropout, "dropout", 0, 1)
     _finite(config.val_split, "--val-split", 0, 1)
     if config.crop_pct is not None:  # None: default_crop_pct(input_size)
-        _finite(config.crop_pct, "--crop-pct", MIN_CROP_PCT, 1, high_open=False)
+        check_crop_pct(_finite(config.crop_pct, "--crop-pct", 0, math.inf), "--crop-pct")  # Transform's rule
     if config.interpolation not in INTERPOLATIONS:
         raise ValueError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {config.interpolation!r}")
     if config.val and config.val_split:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ghostnet_tf.cliutil import UsageError, check_input_file
-from ghostnet_tf.preprocessing import MAX_ASPECT_RATIO, check_photo, class_folders, transform_image
+from ghostnet_tf.preprocessing import MAX_ASPECT_RATIO, check_photo, class_folders, decode_image, transform_image
 from ghostnet_tf.spec import MAX_CLASSES
 
 RRC_SCALE = (0.25, 1.0)  # random-resized-crop area range for photo-sized inputs
@@ -28,7 +28,7 @@ def _read_image(path):
     """The one decoder of the run: the check before training and the stream decode alike."""
     import tensorflow as tf
 
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8)
+    return decode_image(tf.io.read_file(path))
 
 
 def _usable(paths):
