@@ -52,7 +52,8 @@ def register(sub):
     p.add_argument("--per-layer", action="store_true", help="add the per-layer int8 error, worst first")
     p.add_argument("--rewrite", default="auto", metavar="auto|all|none|A,B",
                    help="export-only graph rewrites, exact in float, that cut ARM instructions: "
-                        "fold-normalization, late-ghost-concat, fused-small-ghost and depthwise-pool (int8 only). "
+                        "fold-normalization, late-ghost-concat, fused-small-ghost and depthwise-pool (int8 only); "
+                        "and equalize-ranges (int8 only, RepGhostNet): even channel ranges for int8 accuracy. "
                         "Default auto: the ones that pay for the chosen precision")
     p.add_argument("--keep-float", metavar="auto|LAYER,...",
                    help="int8 with these layers' ops left in float (a layer name covers its sub-layers, e.g. "

@@ -199,7 +199,8 @@ class ConversionJob:
     @contextlib.contextmanager
     def export(self):
         names = rewrites.default_rewrites(self.spec.quantize) if self.spec.rewrite is None else self.spec.rewrite
-        exported_model, applied = rewrites.apply(self.model, self.size, names)
+        calibration = self.inputs(self.calibration) if self.calibration is not None else None
+        exported_model, applied = rewrites.apply(self.model, self.size, names, calibration)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:
             export_saved_model(exported_model, self.size, directory)

@@ -1,7 +1,8 @@
-"""Export-only rewrites of GhostNet: the same function in float, fewer instructions on ARM's kernels.
+"""Export-only rewrites of GhostNet: the same function in float, fewer instructions on ARM's kernels (one, for
+RepGhostNet, a more accurate int8 file instead).
 
 Each was kept because the instruction counter (``ghostnet bench arm``) showed it pays on Cortex-A76 and
-Cortex-A53; README "Making GhostNet cheaper on ARM" has the figures. They act on the Keras graph just before
+Cortex-A53 (equalize-ranges: int8 fidelity on a trained model); docs/export-rewrites.md has the figures. They act on the Keras graph just before
 export (``keras.models.clone_model`` with the original layers, so weights are shared, not copied):
 
 fold-normalization  The in-model ImageNet mean/std costs an int8 SUB and MUL over the whole 224x224x3 input
@@ -20,6 +21,12 @@ depthwise-pool  GhostNetV2/V3's DFC gates open with a 2x2 average pool, which XN
     for: each of the 14 left the delegate and split the int8 graph into 15 partitions. A 2x2 stride-2
     depthwise conv of 1/4s (exact in float, the 1/4s exact in int8) is the same average and stays inside.
     int8 only: XNNPACK takes the float pool.
+equalize-ranges  For accuracy, not instructions (the graph keeps its ops): a RepGhost module's primary conv
+    feeds only its depthwise conv, and int8 gives that tensor one scale for all its channels, so channels with
+    a small range get few levels. Each channel is scaled up to the largest channel's range on the calibration
+    images (BN gamma and beta / s) and the depthwise kernel takes the inverse (kernel * s): exact in float
+    (ReLU commutes with a positive scale), and weights are quantized per channel anyway. int8 only, and only
+    with calibration images.
 
 Measured on GhostNet-1.0x at 224 (instructions per inference, A76 / A53), each rewrite alone:
 fold-normalization int8 -5.68 M / -5.68 M, float32 -2.40 M / -2.39 M; late-ghost-concat int8 -0.18 / -0.18,
@@ -29,10 +36,11 @@ import functools
 
 import numpy as np
 
-REWRITES = ("fold-normalization", "late-ghost-concat", "fused-small-ghost", "depthwise-pool")
+REWRITES = ("fold-normalization", "late-ghost-concat", "fused-small-ghost", "depthwise-pool", "equalize-ranges")
 FLOAT_REWRITES = ("fold-normalization", "late-ghost-concat")  # the ones that pay for float kernels
 SMALL_GHOST = 8  # intrinsic channels up to which the fused form pays (measured at 112x112)
 POOL = (2, 2)  # the DFC gate's average pool (size = stride)
+MIN_RANGE_RATIO = 1e-3  # equalize-ranges: a (nearly) dead channel is scaled up at most 1,000 times
 
 
 # The layers of GhostNet's stem that fold-normalization replaces, and the layer of the export that does their work.
@@ -107,7 +115,7 @@ def _is_dfc_pool(layer):
 class _Plan:
     """What to rewrite in one model, decided from its layer names (the reference's module paths)."""
 
-    def __init__(self, model, input_size, names):
+    def __init__(self, model, input_size, names, calibration=None):
         from ghostnet_tf.layers import GhostModule
 
         self.layers = {layer.name: layer for layer in model.layers}
@@ -124,6 +132,8 @@ class _Plan:
         self.split = {}  # id(tensor) -> (first half, second half) of a concat not yet made
         self.bn_folded = set()  # BN layers folded into the split depthwise convs before them
         self.offset = self._stem_offset(input_size) if self.fold else None
+        self.scales = _range_scales(model, calibration) if "equalize-ranges" in names and calibration is not None \
+            else {}
 
     def _stem_offset(self, input_size):
         """bn1(stem(normalized zero image)) - bn1(0): what the zero border in pixel space leaves out."""
@@ -165,6 +175,9 @@ class _Plan:
             return self._split_depthwise(layer, parts)
         if name in self.bn_folded:
             return args[0]
+        if name in self.scales:
+            self._note("equalize-ranges")
+            return _scaled(layer, self.scales[name])(args[0])
         return layer(*args, **kwargs)
 
     def _note(self, rewrite):
@@ -225,6 +238,58 @@ class _Plan:
         return dw(conv(x))
 
 
+def _rep_modules(model):
+    """The folded RepGhost modules: (BN of the primary conv, the layer whose output is the primary output, the
+    depthwise conv that alone reads it). The training form (with its ``fusion_bn`` branch) has none."""
+    from keras import layers
+
+    found = {layer.name: layer for layer in model.layers}
+    modules = []
+    for name, dw in found.items():
+        module = name[: -len(".cheap_operation")]
+        bn = found.get(f"{module}.primary_conv.1")
+        if (name.endswith(".cheap_operation") and isinstance(dw, layers.DepthwiseConv2D) and dw.use_bias
+                and isinstance(bn, layers.BatchNormalization) and f"{module}.fusion_bn.0" not in found):
+            modules.append((bn, found.get(f"{module}.primary_conv.2", bn), dw))
+    return modules
+
+
+def _range_scales(model, calibration):
+    """{layer name: per-channel scale}: the primary BN's output multiplies by 1 / s, its depthwise conv's
+    kernel by s, where s is each channel's range over ``calibration`` relative to the largest channel's."""
+    import keras
+
+    modules = _rep_modules(model)
+    if not modules:
+        return {}
+    probe = keras.Model(model.inputs, [out.output for _, out, _ in modules])
+    ranges = probe.predict(np.asarray(calibration, np.float32), batch_size=32, verbose=0)
+    scales = {}
+    for (bn, _, dw), values in zip(modules, ranges if len(modules) > 1 else [ranges]):
+        r = np.abs(values).max(axis=(0, 1, 2))
+        if r.max() > 0:
+            s = np.maximum(r / r.max(), MIN_RANGE_RATIO).astype(np.float32)
+            scales[bn.name] = scales[dw.name] = s
+    return scales
+
+
+def _scaled(layer, s):
+    """A copy of the primary BN with its output divided by ``s``, or of the depthwise conv with its kernel times
+    ``s`` (per channel)."""
+    from keras import layers
+
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return _depthwise(layer.kernel.numpy() * s[None, None, :, None], layer.bias.numpy(), layer.strides,
+                          layer.padding, layer.activation, name=f"{layer.name}_equalized")
+    gamma = layer.gamma.numpy() if layer.scale else np.ones_like(s)
+    beta = layer.beta.numpy() if layer.center else np.zeros_like(s)
+    return layers.BatchNormalization(epsilon=layer.epsilon, gamma_initializer=_constant(gamma / s),
+                                     beta_initializer=_constant(beta / s),
+                                     moving_mean_initializer=_constant(layer.moving_mean.numpy()),
+                                     moving_variance_initializer=_constant(layer.moving_variance.numpy()),
+                                     name=f"{layer.name}_equalized")
+
+
 @functools.cache
 def _offset_relu_class():
     import keras
@@ -246,15 +311,16 @@ def OffsetReLU(offset, name=None):
     return _offset_relu_class()(offset, name=name)
 
 
-def apply(model, input_size, names):
+def apply(model, input_size, names, calibration=None):
     """(the export form of ``model``, the rewrites that applied). Models without GhostNet's layer names
-    (MobileNets, custom models) come back unchanged."""
+    (MobileNets, custom models) come back unchanged. ``calibration``: model inputs (N, H, W, 3) that
+    equalize-ranges measures channel ranges on (without them it does not apply)."""
     import keras
 
     if not names:
         return model, []
-    plan = _Plan(model, input_size, names)
-    if not (plan.fold or plan.fused or plan.late or plan.pools):
+    plan = _Plan(model, input_size, names, calibration)
+    if not (plan.fold or plan.fused or plan.late or plan.pools or plan.scales):
         return model, []
     rewritten = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=plan.call)
     return rewritten, plan.applied

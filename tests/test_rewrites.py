@@ -14,19 +14,25 @@ from ghostnet_tf.cli import main
 from ghostnet_tf.layers import GhostModule
 
 SIZE = (64, 64)
-V1_REWRITES = tuple(name for name in rewrites.REWRITES if name != "depthwise-pool")  # V1 has no DFC gate
+# V1 has no DFC gate and no RepGhost module
+V1_REWRITES = tuple(name for name in rewrites.REWRITES if name not in ("depthwise-pool", "equalize-ranges"))
 
 
 @pytest.fixture(scope="module")
 def model():
     """GhostNet-0.5x with BatchNorm statistics far from the identity, so that every fold is really exercised."""
     keras.utils.set_random_seed(7)
-    net = GhostNet(width=0.5, input_shape=(*SIZE, 3), classes=10, classifier_activation=None)
+    return with_bn_statistics(GhostNet(width=0.5, input_shape=(*SIZE, 3), classes=10, classifier_activation=None),
+                              gamma=(0.5, 1.5))
+
+
+def with_bn_statistics(net, gamma):
+    """``net`` with seeded BatchNorm statistics and affine terms far from the identity, gamma uniform in ``gamma``."""
     rng = np.random.default_rng(0)
     for variable in net.weights:
         kind = variable.path.rsplit("/", 1)[-1]
         draw = {"moving_variance": lambda s: rng.uniform(0.3, 3.0, s), "moving_mean": lambda s: rng.normal(0, 0.5, s),
-                "gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.3, s)}.get(kind)
+                "gamma": lambda s: rng.uniform(*gamma, s), "beta": lambda s: rng.normal(0, 0.3, s)}.get(kind)
         if draw:
             variable.assign(draw(variable.shape).astype("float32"))
     return net
@@ -73,7 +79,8 @@ def test_fold_needs_a_fixed_input_size(model):
 
 
 @pytest.mark.parametrize("text, quantize, names", [
-    ("auto", "int8", ("fold-normalization", "late-ghost-concat", "fused-small-ghost", "depthwise-pool")),
+    ("auto", "int8", ("fold-normalization", "late-ghost-concat", "fused-small-ghost", "depthwise-pool",
+                      "equalize-ranges")),
     ("auto", "float32", ("fold-normalization", "late-ghost-concat")),
     ("all", "float32", rewrites.REWRITES), ("none", "int8", ()),
     ("late-ghost-concat", "int8", ("late-ghost-concat",))])
@@ -85,7 +92,7 @@ def test_an_unknown_rewrite_is_one_line(capsys):
     assert main(["convert", "--width", "0.5", "--rewrite", "fold-everything", "-o", "x.tflite"]) == 2
     assert capsys.readouterr().err.strip() == (
         "ghostnet: error: --rewrite: unknown rewrite fold-everything; choose from auto, all, none, "
-        "fold-normalization, late-ghost-concat, fused-small-ghost, depthwise-pool")
+        "fold-normalization, late-ghost-concat, fused-small-ghost, depthwise-pool, equalize-ranges")
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +149,45 @@ def test_rewrites_keep_the_float_outputs_of_v2_and_v3(family, pixels):
     expected = net(pixels, training=False).numpy()
     got = rewritten(pixels, training=False).numpy()
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+@pytest.fixture(scope="module")
+def folded_rep():
+    """A folded RepGhostNet-0.5x with BatchNorm statistics far from the identity and uneven channel ranges."""
+    from ghostnet_tf import RepGhostNet
+
+    keras.utils.set_random_seed(7)
+    return with_bn_statistics(RepGhostNet(width=0.5, reparameterized=True, input_shape=(*SIZE, 3), classes=10,
+                                          classifier_activation=None), gamma=(0.05, 2.0))
+
+
+def depthwise_input_ranges(net, pixels, suffix=""):
+    """Per RepGhost module, each channel's largest |value| of what its depthwise conv reads (the primary output)."""
+    probe = keras.Model(net.inputs, [l.input for l in net.layers if l.name.endswith(".cheap_operation" + suffix)])
+    return [np.abs(v).max(axis=(0, 1, 2)) for v in probe.predict(pixels, verbose=0)]
+
+
+def test_equalize_ranges_keeps_the_float_outputs_and_evens_the_channels(folded_rep, pixels):
+    """RepGhost's primary outputs get one int8 scale per tensor: after the rewrite every channel spans the largest
+    channel's range on the calibration images, and the network computes the same function."""
+    rewritten, applied = rewrites.apply(folded_rep, SIZE, ("equalize-ranges",), calibration=pixels)
+    assert applied == ["equalize-ranges"]
+    expected = folded_rep(pixels, training=False).numpy()
+    got = rewritten(pixels, training=False).numpy()
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    before = depthwise_input_ranges(folded_rep, pixels)
+    after = depthwise_input_ranges(rewritten, pixels, "_equalized")
+    assert len(before) == len(after) == 16 * 2
+    assert max(r.max() / max(r.min(), 1e-12) for r in before) > 10  # uneven to begin with
+    least = rewrites.MIN_RANGE_RATIO  # a (nearly) dead channel is scaled up at most 1 / least times
+    for r0, r in zip(before, after):
+        np.testing.assert_allclose(r, np.where(r0 >= least * r0.max(), r0.max(), r0 / least), rtol=1e-4, atol=1e-6)
+
+
+def test_equalize_ranges_needs_calibration_and_a_folded_repghost(folded_rep, model, pixels):
+    from ghostnet_tf import RepGhostNet
+
+    training_form = RepGhostNet(width=0.5, input_shape=(*SIZE, 3), classes=10)
+    assert rewrites.apply(folded_rep, SIZE, ("equalize-ranges",)) == (folded_rep, [])
+    assert rewrites.apply(training_form, SIZE, ("equalize-ranges",), calibration=pixels) == (training_form, [])
+    assert rewrites.apply(model, SIZE, ("equalize-ranges",), calibration=pixels) == (model, [])
