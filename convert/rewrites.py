@@ -2,8 +2,9 @@
 RepGhostNet, a more accurate int8 file instead).
 
 Each was kept because the instruction counter (``ghostnet bench arm``) showed it pays on Cortex-A76 and
-Cortex-A53 (equalize-ranges: int8 fidelity on a trained model); docs/export-rewrites.md has the figures. They act on the Keras graph just before
-export (``keras.models.clone_model`` with the original layers, so weights are shared, not copied):
+Cortex-A53 (equalize-ranges: int8 fidelity on a trained model); docs/export-rewrites.md has the figures. They
+act on the Keras graph just before export (``keras.models.clone_model`` with the original layers, so weights
+are shared, not copied; equalize-ranges makes new layers for the ones it scales):
 
 fold-normalization  The in-model ImageNet mean/std costs an int8 SUB and MUL over the whole 224x224x3 input
     (a per-channel affine cannot hide in the input's one scale). It is folded into the stem convolution
