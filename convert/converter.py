@@ -199,7 +199,8 @@ class ConversionJob:
     @contextlib.contextmanager
     def export(self):
         names = rewrites.default_rewrites(self.spec.quantize) if self.spec.rewrite is None else self.spec.rewrite
-        calibration = self.inputs(self.calibration) if self.calibration is not None else None
+        measured = self.calibration is not None and "equalize-ranges" in names  # the one rewrite that reads images
+        calibration = self.inputs(self.calibration) if measured else None
         exported_model, applied = rewrites.apply(self.model, self.size, names, calibration)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="ghostnet-export-") as directory:

@@ -247,10 +247,12 @@ def _rep_modules(model):
     found = {layer.name: layer for layer in model.layers}
     modules = []
     for name, dw in found.items():
+        if not name.endswith(".cheap_operation"):
+            continue
         module = name[: -len(".cheap_operation")]
         bn = found.get(f"{module}.primary_conv.1")
-        if (name.endswith(".cheap_operation") and isinstance(dw, layers.DepthwiseConv2D) and dw.use_bias
-                and isinstance(bn, layers.BatchNormalization) and f"{module}.fusion_bn.0" not in found):
+        if (isinstance(dw, layers.DepthwiseConv2D) and dw.use_bias and isinstance(bn, layers.BatchNormalization)
+                and f"{module}.fusion_bn.0" not in found):
             modules.append((bn, found.get(f"{module}.primary_conv.2", bn), dw))
     return modules
 

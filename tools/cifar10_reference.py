@@ -1,16 +1,22 @@
-"""The CIFAR-10 reference model: test fixtures and the int8 accuracy table (README, "int8 on a trained GhostNet").
+"""The CIFAR-10 reference models (GhostNet-1.0x; RepGhostNet-1.0x, docs/conversion.md): test fixtures and the int8
+accuracy table (README, "int8 on a trained GhostNet").
 
     # 1. train (GhostNet-1.0x at 64x64: CIFAR's 32x32 images upscaled by the model's transform; 2-4 min per epoch)
     ghostnet train cifar/train --val cifar/test -o cifar10_ghostnet_100.keras --width 1.0 --input-size 64 \\
         --epochs 20 --batch-size 128 --lr 3e-3 --weight-decay 0.05 --label-smoothing 0.1 --seed 0
-    # 2. the committed fixtures (float16 weights; 1,000 test and 200 calibration images at CIFAR's own 32x32)
+    # 2. the committed fixtures (float16 weights, cifar10_<model name>.safetensors; 1,000 test and 200 calibration
+    #    images at CIFAR's own 32x32, the same for every model: --weights-only adds a model beside them)
     python tools/cifar10_reference.py fixtures --data cifar --model cifar10_ghostnet_100.keras --out tests/fixtures
     # 3. the table on the 10,000 test images (latency: `ghostnet bench local`'s runner; instructions: `bench arm`)
     python tools/cifar10_reference.py table --data cifar --model cifar10_ghostnet_100.keras --out table.json
-    # 4. the small trained model of the fast tests (the tests' tiny GhostModule classifier, 32x32, a few minutes)
+    # 4. the JPEGs of the 10,000-image test (the whole test set and the 200 calibration images, as they are)
+    python tools/cifar10_reference.py jpegs --data cifar --out tests/fixtures
+    # 5. the small trained model of the fast tests (the tests' tiny GhostModule classifier, 32x32, a few minutes)
     python tools/cifar10_reference.py tiny --data cifar --out tests/fixtures
 
-``cifar`` is ../shared/data/cifar10-jpeg.tar.gz unpacked (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg).
+``cifar`` is ../shared/data/cifar10-jpeg.tar.gz unpacked (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg). The
+committed image sets were decoded with libjpeg's fast IDCT, up to 5 levels from the accurate decode (PIL's pixels)
+this tool now reads; the tests' figures are measured on them, so a new model is added with --weights-only.
 """
 import argparse
 import json
@@ -24,16 +30,20 @@ PER_CLASS_EVAL = 100  # 1,000 test images in the fixture
 PER_CLASS_CALIBRATION = 20  # 200 training images
 NATIVE = (32, 32)  # fixtures keep CIFAR's own pixels; the model's transform resizes them (convert.calibration)
 # The rows of the table: label -> convert_and_verify options (built in table(), where TensorFlow is loaded).
-OPTIONS = ("float32", "float16", "dynamic", "int8", "int8 --rewrite none", "int8 --keep-float auto", "int16x8")
+OPTIONS = ("float32", "float16", "dynamic", "int8", "int8 --rewrite none", "int8 without equalize-ranges",
+           "int8 --keep-float auto", "int16x8")
 
 
 def option_kwargs(label):
     from convert.mixed import KeepFloat
+    from convert.rewrites import REWRITES
 
     quantize = label.split()[0]
     kwargs = {"quantize": quantize}
     if "--rewrite none" in label:
         kwargs["rewrite"] = []
+    if "without equalize-ranges" in label:  # the four instruction rewrites (--rewrite with their names)
+        kwargs["rewrite"] = [name for name in REWRITES if name != "equalize-ranges"]
     if "--keep-float auto" in label:
         kwargs["keep_float"] = KeepFloat(auto=True)
     return kwargs
@@ -75,14 +85,41 @@ def fixtures(args):
     model, transform = source.model, source.transform
     images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
     state = {k: v.astype(np.float16) for k, v in state_dict_from_model(model).items()}
-    save_file(state, os.path.join(args.out, "cifar10_ghostnet_100.safetensors"),
+    save_file(state, os.path.join(args.out, f"cifar10_{model.name}.safetensors"),
               metadata={"transform": json.dumps(transform.to_json()), "classes": json.dumps(list(classes)),
                         "source": os.path.basename(args.model)})
+    if args.weights_only:
+        print(f"wrote cifar10_{model.name}.safetensors to {args.out}")
+        return
     np.savez_compressed(os.path.join(args.out, "cifar10_test_1000.npz"), images=images, labels=labels,
                         classes=np.asarray(classes))
     images, labels, classes = class_images(os.path.join(args.data, "train"), PER_CLASS_CALIBRATION, native())
     np.savez_compressed(os.path.join(args.out, "cifar10_calibration_200.npz"), images=images)
     print(f"wrote the fixtures to {args.out}")
+
+
+def jpegs(args):
+    """The 10,000 CIFAR-10 test JPEGs and the first 20 training JPEGs per class, as they are (test/<class>/,
+    calibration/<class>/): the int8 bound checked on the whole test set, decoded by the project's own loader."""
+    import gzip
+    import tarfile
+
+    from ghostnet_tf.files import atomic_path
+    from ghostnet_tf.preprocessing import class_folders
+
+    out = os.path.join(args.out, "cifar10_jpeg.tar.gz")
+    members = [("test", paths) for paths in class_folders(os.path.join(args.data, "test"))]
+    members += [("calibration", (name, paths[:PER_CLASS_CALIBRATION]))
+                for name, paths in class_folders(os.path.join(args.data, "train"))]
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:  # the same bytes every time
+        for split, (name, paths) in members:
+            for path in paths:
+                info = tar.gettarinfo(path, f"{split}/{name}/{os.path.basename(path)}")
+                info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+    print(f"wrote {out}: {os.path.getsize(out) / 1e6:.2f} MB")
 
 
 TINY_EPOCHS = 6
@@ -180,7 +217,13 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--out", default="tests/fixtures")
+    p.add_argument("--weights-only", action="store_true",
+                   help="write only the model's weights (another model beside the committed image sets)")
     p.set_defaults(func=fixtures)
+    p = sub.add_parser("jpegs")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default="tests/fixtures")
+    p.set_defaults(func=jpegs)
     p = sub.add_parser("tiny")
     p.add_argument("--data", required=True)
     p.add_argument("--epochs", type=int, default=TINY_EPOCHS)
