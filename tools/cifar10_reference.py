@@ -79,18 +79,20 @@ def load(model_path):
 def fixtures(args):
     from safetensors.numpy import save_file
 
+    from ghostnet_tf.preprocessing import class_folders
     from ghostnet_tf.weights import state_dict_from_model
 
     source = load(args.model)
     model, transform = source.model, source.transform
-    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
+    classes = [name for name, _ in class_folders(os.path.join(args.data, "test"))]
     state = {k: v.astype(np.float16) for k, v in state_dict_from_model(model).items()}
     save_file(state, os.path.join(args.out, f"cifar10_{model.name}.safetensors"),
-              metadata={"transform": json.dumps(transform.to_json()), "classes": json.dumps(list(classes)),
+              metadata={"transform": json.dumps(transform.to_json()), "classes": json.dumps(classes),
                         "source": os.path.basename(args.model)})
     if args.weights_only:
         print(f"wrote cifar10_{model.name}.safetensors to {args.out}")
         return
+    images, labels, classes = class_images(os.path.join(args.data, "test"), PER_CLASS_EVAL, native())
     np.savez_compressed(os.path.join(args.out, "cifar10_test_1000.npz"), images=images, labels=labels,
                         classes=np.asarray(classes))
     images, labels, classes = class_images(os.path.join(args.data, "train"), PER_CLASS_CALIBRATION, native())
